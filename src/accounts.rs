@@ -1,0 +1,376 @@
+//! The use cases: register, verify, resend. No HTTP in here: handlers parse,
+//! call one of these, and map the typed result.
+//!
+//! Each use case reads, decides, and commits the decision as one conditional
+//! [`Batch`]; if anything it read changed meanwhile, it decides again. Every
+//! outcome that the API answers identically (new, pending or active address)
+//! does the same expensive work (one bcrypt hash, one durable commit), so
+//! neither the answer nor its timing tells whether an address has an account.
+
+use std::sync::Arc;
+
+use email_address::{EmailAddress, Options};
+use tokio::sync::Notify;
+use unicode_normalization::UnicodeNormalization;
+use uuid::Uuid;
+
+use crate::auth::{self, Auth, MAX_PASSWORD_BYTES, MIN_PASSWORD_BYTES, TokenError};
+use crate::mailer::compose::Composer;
+use crate::pool::PoolError;
+use crate::store::{
+    Batch, MailKind, QueuedMail, Scope, Status, Store, StoreError, TokenState, TreeId, User, encode,
+};
+
+/// RFC 5321's limit on a forward path, which bounds every usable address.
+pub const MAX_EMAIL_BYTES: usize = 254;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    EmailInvalid(&'static str),
+    #[error("password must be at least {MIN_PASSWORD_BYTES} bytes")]
+    PasswordTooShort,
+    #[error("password must be at most {MAX_PASSWORD_BYTES} bytes")]
+    PasswordTooLong,
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    #[error("the password hashing pool is saturated")]
+    Overloaded,
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<PoolError> for AccountError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Overloaded => AccountError::Overloaded,
+            PoolError::Stopped => AccountError::Internal(e.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for AccountError {
+    fn from(e: StoreError) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+/// An address as typed (trimmed) and its normalised form for the index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email {
+    pub typed: String,
+    pub normalized: String,
+}
+
+/// Refuses what cannot be a deliverable address or could smuggle a header.
+pub fn validate_email(raw: &str) -> Result<Email, AccountError> {
+    let typed = raw.trim();
+    if typed.is_empty() {
+        return Err(AccountError::EmailInvalid("email must not be empty"));
+    }
+    if typed.len() > MAX_EMAIL_BYTES {
+        return Err(AccountError::EmailInvalid(
+            "email must be at most 254 bytes",
+        ));
+    }
+    if typed
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || matches!(c, '"' | '<' | '>' | '\\'))
+    {
+        return Err(AccountError::EmailInvalid(
+            "email must not contain spaces, quotes, angle brackets or control characters",
+        ));
+    }
+    let options = Options::default()
+        .without_display_text()
+        .without_domain_literal()
+        .with_required_tld();
+    if EmailAddress::parse_with_options(typed, options).is_err() {
+        return Err(AccountError::EmailInvalid(
+            "email must be an address like name@example.com",
+        ));
+    }
+    let normalized = typed.nfc().collect::<String>().to_lowercase();
+    Ok(Email {
+        typed: typed.to_string(),
+        normalized,
+    })
+}
+
+/// Length in bytes, checked before hashing: bcrypt would silently ignore
+/// everything past 72 bytes.
+pub fn validate_password(p: &str) -> Result<(), AccountError> {
+    if p.len() < MIN_PASSWORD_BYTES {
+        return Err(AccountError::PasswordTooShort);
+    }
+    if p.len() > MAX_PASSWORD_BYTES {
+        return Err(AccountError::PasswordTooLong);
+    }
+    Ok(())
+}
+
+/// What `verify` did.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub user: User,
+}
+
+pub struct Accounts {
+    store: Store,
+    auth: Arc<Auth>,
+    composer: Composer,
+    mail_ready: Arc<Notify>,
+}
+
+impl Accounts {
+    pub fn new(store: Store, auth: Arc<Auth>, composer: Composer, mail_ready: Arc<Notify>) -> Self {
+        Accounts {
+            store,
+            auth,
+            composer,
+            mail_ready,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn auth(&self) -> &Auth {
+        &self.auth
+    }
+
+    /// Creates a pending account and queues its confirmation; for a pending
+    /// address, replaces the password and queues a new confirmation (the
+    /// newest registration is the one the mail confirms); for an active one,
+    /// queues an "already registered" notice and changes nothing.
+    pub async fn register(&self, email: &str, password: &str) -> Result<(), AccountError> {
+        let email = validate_email(email)?;
+        validate_password(password)?;
+        // Hashed for every outcome so that all of them take the same time.
+        let hash = self.auth.get_password_hash(password).await?;
+        loop {
+            let existing = self.store.user_by_email(&email.normalized)?;
+            let mut batch = Batch::new();
+            let now = auth::now();
+            match existing {
+                None => {
+                    let user = User {
+                        id: Uuid::new_v4(),
+                        email: email.typed.clone(),
+                        password_hash: hash.clone(),
+                        status: Status::Pending,
+                        created_at: now,
+                        confirmed_at: None,
+                    };
+                    batch.expect(TreeId::Emails, email.normalized.as_bytes(), None);
+                    batch.put(
+                        TreeId::Emails,
+                        email.normalized.as_bytes(),
+                        user.id.as_bytes().to_vec(),
+                    );
+                    batch.put(TreeId::Users, user.id.as_bytes(), encode(&user));
+                    self.issue_confirmation(&mut batch, &user)?;
+                }
+                Some(found) if found.value.status == Status::Pending => {
+                    let mut user = found.value.clone();
+                    user.password_hash = hash.clone();
+                    user.email = email.typed.clone();
+                    batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
+                    batch.put(TreeId::Users, user.id.as_bytes(), encode(&user));
+                    self.issue_confirmation(&mut batch, &user)?;
+                }
+                Some(found) => {
+                    let user = found.value;
+                    batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
+                    let raw = self
+                        .composer
+                        .already_registered(&user.email)
+                        .map_err(|e| AccountError::Internal(e.to_string()))?;
+                    self.queue(&mut batch, MailKind::AlreadyRegistered, &user, raw, None);
+                }
+            }
+            match self.store.apply(&batch) {
+                Err(StoreError::Conflict) => continue,
+                r => r?,
+            }
+            break;
+        }
+        self.commit_and_wake().await
+    }
+
+    /// Queues a new confirmation for a pending account; nothing otherwise.
+    pub async fn resend(&self, email: &str) -> Result<(), AccountError> {
+        let email = validate_email(email)?;
+        loop {
+            let Some(found) = self.store.user_by_email(&email.normalized)? else {
+                break;
+            };
+            if found.value.status != Status::Pending {
+                break;
+            }
+            let mut batch = Batch::new();
+            batch.expect(TreeId::Users, found.value.id.as_bytes(), Some(found.raw));
+            self.issue_confirmation(&mut batch, &found.value)?;
+            match self.store.apply(&batch) {
+                Err(StoreError::Conflict) => continue,
+                r => r?,
+            }
+            break;
+        }
+        // Committed for every outcome, so a queued mail's fsync does not time-stamp the answer.
+        self.commit_and_wake().await
+    }
+
+    /// Confirms the address behind a `registration` token, once.
+    pub async fn verify(&self, token: &str) -> Result<Verified, AccountError> {
+        let claims = self.auth.decode(token, Scope::Registration)?;
+        let (Some(user_id), Some(jti)) = (claims.user_id(), claims.jti()) else {
+            return Err(TokenError::Invalid.into());
+        };
+        let user = loop {
+            let Some(found) = self.store.user(user_id)? else {
+                return Err(TokenError::Invalid.into());
+            };
+            let Some(state) = self.store.token_state(user_id, Scope::Registration)? else {
+                return Err(TokenError::Invalid.into());
+            };
+            if state.value.jti != jti {
+                // A newer confirmation was issued; only its link counts.
+                return Err(TokenError::Invalid.into());
+            }
+            if state.value.used_at.is_some() {
+                return Err(TokenError::Used.into());
+            }
+            let now = auth::now();
+            let mut user = found.value.clone();
+            if user.status == Status::Pending {
+                user.status = Status::Active;
+                user.confirmed_at = Some(now);
+            }
+            let mut used = state.value.clone();
+            used.used_at = Some(now);
+            let key = TokenState::key(user_id, Scope::Registration);
+            let mut batch = Batch::new();
+            batch.expect(TreeId::Users, user_id.as_bytes(), Some(found.raw));
+            batch.expect(TreeId::Tokens, key.clone(), Some(state.raw));
+            batch.put(TreeId::Users, user_id.as_bytes(), encode(&user));
+            batch.put(TreeId::Tokens, key, encode(&used));
+            match self.store.apply(&batch) {
+                Err(StoreError::Conflict) => continue,
+                r => r?,
+            }
+            break user;
+        };
+        self.store.commit().await?;
+        Ok(Verified { user })
+    }
+
+    /// Adds a fresh confirmation token (voiding earlier ones) and its mail.
+    fn issue_confirmation(&self, batch: &mut Batch, user: &User) -> Result<(), AccountError> {
+        let key = TokenState::key(user.id, Scope::Registration);
+        let current = self.store.token_state(user.id, Scope::Registration)?;
+        batch.expect(TreeId::Tokens, key.clone(), current.map(|c| c.raw));
+        let (token, claims) = self
+            .auth
+            .create_confirmation_token(user.id)
+            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        let state = TokenState {
+            jti: claims.jti().unwrap_or_default(),
+            issued_at: claims.iat,
+            expires_at: claims.exp,
+            used_at: None,
+        };
+        batch.put(TreeId::Tokens, key, encode(&state));
+        let raw = self
+            .composer
+            .confirmation(&user.email, &token)
+            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        self.queue(batch, MailKind::Confirmation, user, raw, Some(claims.exp));
+        Ok(())
+    }
+
+    fn queue(
+        &self,
+        batch: &mut Batch,
+        kind: MailKind,
+        user: &User,
+        raw: Vec<u8>,
+        expires_at: Option<u64>,
+    ) {
+        let now = auth::now();
+        let mail = QueuedMail {
+            id: Uuid::now_v7(),
+            kind,
+            user_id: user.id,
+            from: self.composer.from().to_string(),
+            to: user.email.clone(),
+            raw: String::from_utf8_lossy(&raw).into_owned(),
+            created_at: now,
+            expires_at,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        };
+        batch.put(TreeId::Outbox, mail.id.as_bytes(), encode(&mail));
+    }
+
+    async fn commit_and_wake(&self) -> Result<(), AccountError> {
+        self.store.commit().await?;
+        self.mail_ready.notify_one();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_rules() {
+        let ok = validate_email("  Jürgen.Ä@Bücher.Example ").unwrap();
+        assert_eq!(ok.typed, "Jürgen.Ä@Bücher.Example");
+        assert_eq!(ok.normalized, "jürgen.ä@bücher.example");
+        // NFD input normalises to the same key as NFC input.
+        let nfd = validate_email("jU\u{0308}rgen@example.com").unwrap();
+        assert_eq!(nfd.normalized, "jürgen@example.com");
+        for bad in [
+            "",
+            "plain",
+            "a@",
+            "@b.org",
+            "a@b",
+            "a b@c.org",
+            "a@b.org\r\nBcc: x@y.org",
+            "a\u{7}@b.org",
+            "Name <a@b.org>",
+            "a@[127.0.0.1]",
+            "\"q\"@b.org",
+        ] {
+            assert!(validate_email(bad).is_err(), "{bad:?} accepted");
+        }
+        let long = format!("{}@example.com", "a".repeat(243));
+        assert_eq!(long.len(), 255);
+        assert!(validate_email(&long).is_err());
+    }
+
+    #[test]
+    fn password_bounds_are_bytes() {
+        assert!(matches!(
+            validate_password("1234567"),
+            Err(AccountError::PasswordTooShort)
+        ));
+        assert!(validate_password("12345678").is_ok());
+        assert!(validate_password(&"x".repeat(72)).is_ok());
+        assert!(matches!(
+            validate_password(&"x".repeat(73)),
+            Err(AccountError::PasswordTooLong)
+        ));
+        // "ü" is two bytes: 36 of them make 72 bytes, 37 make 74.
+        assert!(validate_password(&"ü".repeat(36)).is_ok());
+        assert!(matches!(
+            validate_password(&"ü".repeat(37)),
+            Err(AccountError::PasswordTooLong)
+        ));
+    }
+}

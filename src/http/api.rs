@@ -1,0 +1,101 @@
+//! JSON handlers: parse and validate the body, call one use case, answer.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+
+use crate::accounts::Verified;
+use crate::auth;
+use crate::store::User;
+
+use super::App;
+use super::body::{read_json, str_field};
+use super::limits::Limited;
+use super::problem::{Body, Problem};
+
+pub type ApiResult = Result<Response<Body>, Problem>;
+
+pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(value.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn rfc3339(secs: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// The contract's user object.
+pub fn user_json(u: &User) -> serde_json::Value {
+    json!({
+        "id": u.id.to_string(),
+        "email": u.email,
+        "status": u.status.as_str(),
+        "created_at": rfc3339(u.created_at),
+        "confirmed_at": u.confirmed_at.map(rfc3339),
+    })
+}
+
+pub async fn register(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -> ApiResult {
+    app.limiter.check(Limited::Register, ip)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let email = str_field(&body, "email")?;
+    let password = str_field(&body, "password")?;
+    app.accounts.register(email, password).await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        json!({"status": "confirmation_sent"}),
+    ))
+}
+
+pub async fn verify(app: &App, req: Request<Incoming>) -> ApiResult {
+    let body = read_json(req, app.body_limits()).await?;
+    let token = str_field(&body, "token")?;
+    let Verified { user } = app.accounts.verify(token).await?;
+    Ok(json_response(StatusCode::OK, user_json(&user)))
+}
+
+pub async fn resend(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -> ApiResult {
+    app.limiter.check(Limited::Resend, ip)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let email = str_field(&body, "email")?;
+    app.accounts.resend(email).await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        json!({"status": "confirmation_sent"}),
+    ))
+}
+
+pub fn healthz() -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    resp
+}
+
+pub fn readyz(app: &App) -> Response<Body> {
+    let store_ok = app.accounts.store().healthy();
+    let pool = app.accounts.auth().pool();
+    let body = json!({
+        "status": if store_ok { "ready" } else { "not_ready" },
+        "store": if store_ok { "ok" } else { "flush_failed" },
+        "hashing": {
+            "workers": pool.workers(),
+            "busy": pool.stats().busy.load(std::sync::atomic::Ordering::Relaxed),
+            "queued": pool.stats().queued(),
+        },
+        "time": rfc3339(auth::now()),
+    });
+    let status = if store_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, body)
+}

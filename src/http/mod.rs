@@ -1,0 +1,133 @@
+//! The HTTP edge: server (accept, limits, timeouts, shutdown), one route
+//! table, thin handlers, and the single mapping from errors to responses.
+
+pub mod api;
+pub mod body;
+pub mod client_ip;
+pub mod limits;
+pub mod pages;
+pub mod problem;
+pub mod routes;
+pub mod server;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hyper::body::Incoming;
+use hyper::header::HeaderValue;
+use hyper::{Request, Response};
+
+use crate::accounts::Accounts;
+use crate::config::Config;
+
+use body::BodyLimits;
+use client_ip::Cidr;
+use limits::Limiter;
+use problem::{Body, Problem};
+use routes::{Endpoint, Match};
+
+/// Everything a request can reach.
+pub struct App {
+    pub config: Config,
+    pub accounts: Accounts,
+    pub limiter: Limiter,
+    pub trusted_proxies: Vec<Cidr>,
+}
+
+impl App {
+    pub fn new(config: Config, accounts: Accounts) -> App {
+        let limiter = Limiter::new(&config.limits);
+        let trusted_proxies = config
+            .limits
+            .trusted_proxies
+            .iter()
+            .filter_map(|c| Cidr::parse(c))
+            .collect();
+        App {
+            config,
+            accounts,
+            limiter,
+            trusted_proxies,
+        }
+    }
+
+    pub fn body_limits(&self) -> BodyLimits {
+        BodyLimits {
+            max_bytes: self.config.server.max_body_bytes,
+            timeout: Duration::from_secs(self.config.server.body_read_timeout),
+        }
+    }
+}
+
+/// Answers one request. Handlers run in their own task so that a panic
+/// becomes a 500 for that request instead of a dropped connection.
+pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let (pattern, resp) = match routes::route(&method, &path) {
+        Match::NotFound => ("-", Problem::not_found().into_response()),
+        Match::MethodNotAllowed { pattern, allow } => (
+            pattern,
+            Problem::new(
+                hyper::StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                format!("{method} is not allowed here; use {allow}"),
+            )
+            .with_header("allow", allow)
+            .into_response(),
+        ),
+        Match::Found {
+            endpoint,
+            pattern,
+            param,
+        } => {
+            let param = param.map(str::to_string);
+            let ip = client_ip::client_ip(peer.ip(), req.headers(), &app.trusted_proxies);
+            let task = tokio::spawn(dispatch(app, endpoint, req, param, ip));
+            let resp = match task.await {
+                Ok(resp) => resp,
+                Err(e) => {
+                    tracing::error!(route = pattern, error = %e, "handler panicked");
+                    Problem::internal().into_response()
+                }
+            };
+            (pattern, resp)
+        }
+    };
+    // The route pattern, never the path: paths carry tokens.
+    tracing::info!(
+        target: "signupd::access",
+        method = %method,
+        route = pattern,
+        status = resp.status().as_u16(),
+        micros = start.elapsed().as_micros() as u64,
+    );
+    let mut resp = resp;
+    resp.headers_mut()
+        .entry("cache-control")
+        .or_insert(HeaderValue::from_static("no-store"));
+    resp
+}
+
+async fn dispatch(
+    app: Arc<App>,
+    endpoint: Endpoint,
+    req: Request<Incoming>,
+    param: Option<String>,
+    ip: IpAddr,
+) -> Response<Body> {
+    let token = param.unwrap_or_default();
+    let result = match endpoint {
+        Endpoint::Register => api::register(&app, req, ip).await,
+        Endpoint::Verify => api::verify(&app, req).await,
+        Endpoint::Resend => api::resend(&app, req, ip).await,
+        Endpoint::Healthz => Ok(api::healthz()),
+        Endpoint::Readyz => Ok(api::readyz(&app)),
+        Endpoint::VerifyPage => Ok(pages::verify_page(&token)),
+        Endpoint::VerifyConfirm => Ok(pages::verify_confirm(&app, req, &token).await),
+        Endpoint::ResendForm => Ok(pages::resend_form_submit(&app, req, ip).await),
+    };
+    result.unwrap_or_else(Problem::into_response)
+}

@@ -1,0 +1,122 @@
+//! Every route in one table; matching yields the endpoint and the one path
+//! parameter, or 404, or 405 with the `Allow` the table implies.
+
+use hyper::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Register,
+    Verify,
+    Resend,
+    VerifyPage,
+    VerifyConfirm,
+    ResendForm,
+    Healthz,
+    Readyz,
+}
+
+/// (path pattern, [(method, endpoint)]); `{}` matches one non-empty segment.
+pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
+    ("/api/auth/register", &[(Method::POST, Endpoint::Register)]),
+    ("/api/auth/verify", &[(Method::POST, Endpoint::Verify)]),
+    ("/api/auth/resend", &[(Method::POST, Endpoint::Resend)]),
+    (
+        "/verify/{}",
+        &[
+            (Method::GET, Endpoint::VerifyPage),
+            (Method::POST, Endpoint::VerifyConfirm),
+        ],
+    ),
+    ("/resend", &[(Method::POST, Endpoint::ResendForm)]),
+    ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
+    ("/readyz", &[(Method::GET, Endpoint::Readyz)]),
+];
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match<'a> {
+    Found {
+        endpoint: Endpoint,
+        pattern: &'static str,
+        param: Option<&'a str>,
+    },
+    NotFound,
+    MethodNotAllowed {
+        pattern: &'static str,
+        allow: String,
+    },
+}
+
+fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
+    let mut param = None;
+    let mut segs = path.split('/');
+    for want in pattern.split('/') {
+        let have = segs.next()?;
+        if want == "{}" {
+            if have.is_empty() {
+                return None;
+            }
+            param = Some(have);
+        } else if want != have {
+            return None;
+        }
+    }
+    segs.next().is_none().then_some(param)
+}
+
+pub fn route<'a>(method: &Method, path: &'a str) -> Match<'a> {
+    for (pattern, methods) in ROUTES {
+        let Some(param) = match_pattern(pattern, path) else {
+            continue;
+        };
+        return match methods.iter().find(|(m, _)| m == method) {
+            Some((_, endpoint)) => Match::Found {
+                endpoint: *endpoint,
+                pattern,
+                param,
+            },
+            None => Match::MethodNotAllowed {
+                pattern,
+                allow: methods
+                    .iter()
+                    .map(|(m, _)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+        };
+    }
+    Match::NotFound
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_matching() {
+        assert!(matches!(
+            route(&Method::POST, "/api/auth/register"),
+            Match::Found {
+                endpoint: Endpoint::Register,
+                ..
+            }
+        ));
+        assert_eq!(
+            route(&Method::GET, "/verify/abc"),
+            Match::Found {
+                endpoint: Endpoint::VerifyPage,
+                pattern: "/verify/{}",
+                param: Some("abc")
+            }
+        );
+        assert_eq!(route(&Method::GET, "/verify/"), Match::NotFound);
+        assert_eq!(route(&Method::GET, "/verify/a/b"), Match::NotFound);
+        assert_eq!(route(&Method::GET, "/nope"), Match::NotFound);
+        assert_eq!(
+            route(&Method::DELETE, "/verify/x"),
+            Match::MethodNotAllowed {
+                pattern: "/verify/{}",
+                allow: "GET, POST".into()
+            }
+        );
+    }
+}

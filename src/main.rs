@@ -1,0 +1,191 @@
+//! The `signupd` command line: one small function per subcommand.
+
+use std::io::{IsTerminal, Read};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+use signupd::config::{self, LoadOptions, Loaded};
+use signupd::{Daemon, accounts, auth};
+
+#[derive(Parser)]
+#[command(name = "signupd", version, about = "Account sign-up as one daemon")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct ConfigArg {
+    /// Configuration file [default: ./daemon.toml, then /etc/signupd/daemon.toml]
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Development mode: built-in SMTP sink, made-up secret if none is set.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Validate the configuration and print the effective settings, secrets masked.
+    CheckConfig {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Print a token.
+    Token {
+        #[command(subcommand)]
+        kind: TokenKind,
+    },
+    /// Read a password from standard input and print its bcrypt hash.
+    HashPassword {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenKind {
+    /// A `registration` token for a user id (the tutorial's create_confirmation_token).
+    Confirmation {
+        user_id: uuid::Uuid,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, dev } => serve_command(config, dev),
+        Command::CheckConfig { config } => check_config_command(config),
+        Command::Token {
+            kind: TokenKind::Confirmation { user_id, config },
+        } => token_command(config, user_id),
+        Command::HashPassword { config } => hash_password_command(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("signupd: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn load(arg: ConfigArg, dev: bool, secret_optional: bool) -> anyhow::Result<Loaded> {
+    Ok(config::load(&LoadOptions {
+        config: arg.config,
+        dev,
+        secret_optional,
+    })?)
+}
+
+fn init_logging(filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(f) if !f.is_empty() => EnvFilter::new(f),
+        _ => EnvFilter::new(filter),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
+    // journald stamps every line itself.
+    if std::env::var_os("JOURNAL_STREAM").is_some() {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn serve_command(arg: ConfigArg, dev: bool) -> anyhow::Result<()> {
+    let loaded = load(arg, dev, false)?;
+    init_logging(&loaded.config.logging.filter);
+    if loaded.generated_secret {
+        tracing::warn!(
+            "--dev without a secret key: using a random one for this run; tokens will not survive a restart"
+        );
+    }
+    let addr = config::socket_addr("server.listen", &loaded.config.server.listen)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let daemon = Daemon::open(loaded.config)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(addr = %listener.local_addr()?, source = %loaded.source, "listening");
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        daemon.run(listener, shutdown).await
+    })
+}
+
+/// The first SIGTERM or SIGINT starts a graceful stop; a second one ends the
+/// process at once (the store is still consistent, only unanswered requests are lost).
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot watch signals");
+        return;
+    };
+    for round in 0..2 {
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = int.recv() => {},
+        }
+        if round == 0 {
+            tracing::info!("stopping: finishing requests in flight");
+            shutdown.cancel();
+        } else {
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn check_config_command(arg: ConfigArg) -> anyhow::Result<()> {
+    let loaded = load(arg, false, false)?;
+    print!("{}", config::describe_loaded(&loaded));
+    Ok(())
+}
+
+fn token_command(arg: ConfigArg, user_id: uuid::Uuid) -> anyhow::Result<()> {
+    let loaded = load(arg, false, false)?;
+    let pool = signupd::pool::HashPool::new(1, 0)?;
+    let auth = auth::Auth::new(&loaded.config.auth, pool)?;
+    let (token, _) = auth.create_confirmation_token(user_id)?;
+    println!("{token}");
+    Ok(())
+}
+
+fn hash_password_command(arg: ConfigArg) -> anyhow::Result<()> {
+    let loaded = load(arg, false, true)?;
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("cannot read the password from standard input")?;
+    // One trailing newline is how `echo` and terminals end input, not part of the password.
+    let password = input
+        .strip_suffix('\n')
+        .map(|p| p.strip_suffix('\r').unwrap_or(p))
+        .unwrap_or(&input);
+    accounts::validate_password(password)?;
+    let hash = auth::hash_now(password, loaded.config.auth.bcrypt_cost as u32)?;
+    println!("{hash}");
+    Ok(())
+}

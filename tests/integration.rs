@@ -1,0 +1,15 @@
+//! End-to-end tests: each starts a real `signupd serve` on port 0 and
+//! checks what a client or an operator would see.
+
+mod common;
+
+#[path = "integration/bad_input.rs"]
+mod bad_input;
+#[path = "integration/cli.rs"]
+mod cli;
+#[path = "integration/durability.rs"]
+mod durability;
+#[path = "integration/server.rs"]
+mod server;
+#[path = "integration/signup.rs"]
+mod signup;
