@@ -156,6 +156,8 @@ pub struct DevConfig {
     pub sink: bool,
     pub sink_listen: String,
     pub keep: u64,
+    /// Lets the sink take non-ASCII addresses, which sign-up accepts.
+    pub sink_smtputf8: bool,
 }
 
 impl Default for Config {
@@ -213,6 +215,7 @@ impl Default for Config {
                 sink: false,
                 sink_listen: "127.0.0.1:2525".into(),
                 keep: 1000,
+                sink_smtputf8: true,
             },
         }
     }

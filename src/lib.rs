@@ -16,7 +16,8 @@
 //! - [`auth`]: tokens (`create_token`, `create_confirmation_token`, `decode`) and
 //!   password hashing on [`pool`].
 //! - [`accounts`]: the use cases, without HTTP.
-//! - [`mailer`]: the messages of the contract.
+//! - [`mailer`]: the messages of the contract, the delivery worker, the SMTP relay.
+//! - [`sink`]: the dev SMTP server that prints like Python's DebuggingServer.
 //! - [`http`]: server, route table, handlers, pages, problem documents.
 //! - [`Daemon`]: wires them together around listeners bound by the caller.
 
@@ -28,8 +29,10 @@ pub mod config;
 pub mod http;
 pub mod mailer;
 pub mod pool;
+pub mod sink;
 pub mod store;
 
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,28 +47,101 @@ use crate::auth::Auth;
 use crate::config::Config;
 use crate::http::App;
 use crate::mailer::compose::Composer;
+use crate::mailer::queue::{RetryPolicy, SystemClock, Worker, WorkerStatus};
+use crate::mailer::smtp::{RelayConfig, Security, SmtpRelay};
 use crate::pool::HashPool;
+use crate::sink::Sink;
+use crate::sink::inbox::Inbox;
+use crate::sink::session::SessionConfig;
 use crate::store::Store;
+
+/// The sockets a daemon serves, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub http: TcpListener,
+    /// The dev SMTP sink; when present, all mail is delivered to it.
+    pub sink: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `server.listen`, and `dev.sink_listen` when the sink is on.
+    pub async fn bind(config: &Config) -> anyhow::Result<Listeners> {
+        let http_addr = config::socket_addr("server.listen", &config.server.listen)?;
+        let http = TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("cannot listen on {http_addr} (server.listen)"))?;
+        let sink = if config.dev.sink {
+            let addr = config::socket_addr("dev.sink_listen", &config.dev.sink_listen)?;
+            Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} (dev.sink_listen)"))?,
+            )
+        } else {
+            None
+        };
+        Ok(Listeners { http, sink })
+    }
+}
 
 /// A daemon with its store open, ready to serve on listeners it is given.
 pub struct Daemon {
     app: Arc<App>,
     store: Store,
+    listeners: Listeners,
+    worker: Worker<SmtpRelay, SystemClock>,
+    sink: Option<Sink>,
 }
 
 impl Daemon {
-    /// Opens the store and builds the services; binds nothing.
-    pub fn open(config: Config) -> anyhow::Result<Daemon> {
+    /// Opens the store and builds the services around bound listeners.
+    pub fn open(config: Config, listeners: Listeners) -> anyhow::Result<Daemon> {
         let store = Store::open(Path::new(&config.storage.path), config.storage.cache_mb)?;
         let pool = HashPool::new(config.hash_workers(), config.auth.hash_queue as usize)
             .context("cannot start the hashing threads")?;
         let auth = Arc::new(Auth::new(&config.auth, pool)?);
         let composer = Composer::new(&config.mail.from, &config.server.public_url);
         let mail_ready = Arc::new(Notify::new());
-        let accounts = Accounts::new(store.clone(), auth, composer, mail_ready);
+        let accounts = Accounts::new(store.clone(), auth, composer, mail_ready.clone());
+
+        let mut relay = RelayConfig::from_config(&config.mail);
+        let (sink, inbox) = match &listeners.sink {
+            Some(l) => {
+                let addr: SocketAddr = l.local_addr()?;
+                relay.host = addr.ip().to_string();
+                relay.port = addr.port();
+                relay.security = Security::None;
+                relay.credentials = None;
+                let inbox = Arc::new(Inbox::new(config.dev.keep as usize));
+                let mut sink = Sink::new(SessionConfig {
+                    smtputf8: config.dev.sink_smtputf8,
+                    ..SessionConfig::default()
+                });
+                sink.inbox = Some(inbox.clone());
+                (Some(sink), Some(inbox))
+            }
+            None => (None, None),
+        };
+        let status = Arc::new(WorkerStatus::default());
+        let policy = RetryPolicy {
+            initial: config.mail.retry_initial,
+            max: config.mail.retry_max,
+            max_lifetime: config.mail.max_lifetime,
+        };
+        let worker = Worker::new(
+            store.clone(),
+            SmtpRelay::new(relay),
+            SystemClock,
+            policy,
+            mail_ready,
+            status.clone(),
+        );
+        let app = Arc::new(App::new(config, accounts, status, inbox));
         Ok(Daemon {
-            app: Arc::new(App::new(config, accounts)),
+            app,
             store,
+            listeners,
+            worker,
+            sink,
         })
     }
 
@@ -73,33 +149,62 @@ impl Daemon {
         &self.store
     }
 
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listeners.http.local_addr()
+    }
+
+    pub fn sink_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .sink
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` fires, then finishes requests in flight
-    /// (within `server.shutdown_timeout`) and makes the store durable.
-    pub async fn run(
-        self,
-        listener: TcpListener,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    /// (within `server.shutdown_timeout`), lets the mail worker finish the
+    /// message it is sending, and makes the store durable.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let Daemon {
+            app,
+            store,
+            listeners,
+            worker,
+            sink,
+        } = self;
+        let background = CancellationToken::new();
+        let worker = tokio::spawn(worker.run(background.clone()));
+        let sink = match (sink, listeners.sink) {
+            (Some(sink), Some(l)) => Some(tokio::spawn(sink.serve(l, background.clone()))),
+            _ => None,
+        };
         let purge = tokio::spawn({
-            let app = self.app.clone();
-            let shutdown = shutdown.clone();
+            let app = app.clone();
+            let background = background.clone();
             async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tokio::select! {
                         _ = tick.tick() => app.limiter.purge(),
-                        _ = shutdown.cancelled() => break,
+                        _ = background.cancelled() => break,
                     }
                 }
             }
         });
-        http::server::serve(listener, self.app.clone(), shutdown).await;
-        purge.abort();
-        self.store
+        let deadline = Duration::from_secs(app.config.server.shutdown_timeout);
+        http::server::serve(listeners.http, app, shutdown).await;
+        background.cancel();
+        if tokio::time::timeout(deadline, worker).await.is_err() {
+            tracing::warn!("the mail worker did not stop in time; unsent mail stays queued");
+        }
+        if let Some(sink) = sink {
+            let _ = sink.await;
+        }
+        let _ = purge.await;
+        store
             .commit()
             .await
             .context("final flush of the store failed")?;
-        self.store.close();
+        store.close();
         tracing::info!("stopped");
         Ok(())
     }

@@ -9,7 +9,9 @@ use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use signupd::config::{self, LoadOptions, Loaded};
-use signupd::{Daemon, accounts, auth};
+use signupd::sink::Sink;
+use signupd::sink::session::SessionConfig;
+use signupd::{Daemon, Listeners, accounts, auth};
 
 #[derive(Parser)]
 #[command(name = "signupd", version, about = "Account sign-up as one daemon")]
@@ -50,6 +52,31 @@ enum Command {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Run the SMTP sink alone, printing every message like Python's DebuggingServer.
+    Sink {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:2525", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+        /// Advertise and accept SMTPUTF8 (like DebuggingServer's -u).
+        #[arg(long)]
+        smtputf8: bool,
+    },
+    /// Send a mail now over the configured relay, without the queue.
+    Mail {
+        #[command(subcommand)]
+        kind: MailKind,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailKind {
+    /// The confirmation mail for TOKEN to EMAIL (the tutorial's send_confirmation_message).
+    Confirmation {
+        token: String,
+        email: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -71,6 +98,15 @@ fn main() -> ExitCode {
             kind: TokenKind::Confirmation { user_id, config },
         } => token_command(config, user_id),
         Command::HashPassword { config } => hash_password_command(config),
+        Command::Sink { listen, smtputf8 } => sink_command(listen, smtputf8),
+        Command::Mail {
+            kind:
+                MailKind::Confirmation {
+                    token,
+                    email,
+                    config,
+                },
+        } => mail_confirmation_command(config, &token, &email),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -115,21 +151,57 @@ fn serve_command(arg: ConfigArg, dev: bool) -> anyhow::Result<()> {
             "--dev without a secret key: using a random one for this run; tokens will not survive a restart"
         );
     }
-    let addr = config::socket_addr("server.listen", &loaded.config.server.listen)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the runtime")?;
-    runtime.block_on(async move {
-        let daemon = Daemon::open(loaded.config)?;
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        tracing::info!(addr = %listener.local_addr()?, source = %loaded.source, "listening");
+    runtime()?.block_on(async move {
+        let listeners = Listeners::bind(&loaded.config).await?;
+        let daemon = Daemon::open(loaded.config, listeners)?;
+        if let Some(sink) = daemon.sink_addr() {
+            tracing::info!(addr = %sink, "dev SMTP sink listening; all mail goes to it");
+        }
+        tracing::info!(addr = %daemon.local_addr()?, source = %loaded.source, "listening");
         let shutdown = CancellationToken::new();
         tokio::spawn(watch_signals(shutdown.clone()));
-        daemon.run(listener, shutdown).await
+        daemon.run(shutdown).await
     })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")
+}
+
+fn sink_command(listen: std::net::SocketAddr, smtputf8: bool) -> anyhow::Result<()> {
+    init_logging("info");
+    runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        tracing::info!(addr = %listener.local_addr()?, "SMTP sink listening");
+        let sink = Sink::new(SessionConfig {
+            smtputf8,
+            ..SessionConfig::default()
+        });
+        let shutdown = CancellationToken::new();
+        tokio::spawn(watch_signals(shutdown.clone()));
+        sink.serve(listener, shutdown).await;
+        Ok(())
+    })
+}
+
+fn mail_confirmation_command(arg: ConfigArg, token: &str, email: &str) -> anyhow::Result<()> {
+    let loaded = load(arg, false, true)?;
+    let email = accounts::validate_email(email)?.typed;
+    runtime()?.block_on(signupd::mailer::send_confirmation_message(
+        &loaded.config,
+        token,
+        &email,
+    ))?;
+    eprintln!(
+        "sent the confirmation mail to {email} via {}:{}",
+        loaded.config.mail.smtp_host, loaded.config.mail.smtp_port
+    );
+    Ok(())
 }
 
 /// The first SIGTERM or SIGINT starts a graceful stop; a second one ends the

@@ -9,7 +9,11 @@ mod bad_input;
 mod cli;
 #[path = "integration/durability.rs"]
 mod durability;
+#[path = "integration/mail.rs"]
+mod mail;
 #[path = "integration/server.rs"]
 mod server;
 #[path = "integration/signup.rs"]
 mod signup;
+#[path = "integration/sink.rs"]
+mod sink;

@@ -79,12 +79,28 @@ pub fn healthz() -> Response<Body> {
     resp
 }
 
+/// 200 while the store accepts durable writes and the mail worker runs.
+/// The mail figures are as of the worker's last round.
 pub fn readyz(app: &App) -> Response<Body> {
+    use std::sync::atomic::Ordering::Relaxed;
     let store_ok = app.accounts.store().healthy();
+    let mail = &app.mail;
+    let worker_ok = mail.running.load(Relaxed);
+    let ready = store_ok && worker_ok;
     let pool = app.accounts.auth().pool();
+    let oldest = mail.oldest_created_at.load(Relaxed);
     let body = json!({
-        "status": if store_ok { "ready" } else { "not_ready" },
+        "status": if ready { "ready" } else { "not_ready" },
         "store": if store_ok { "ok" } else { "flush_failed" },
+        "mail": {
+            "worker": if worker_ok { "running" } else { "stopped" },
+            "queue_depth": mail.queue_depth.load(Relaxed),
+            "oldest_age_seconds": (oldest > 0).then(|| auth::now().saturating_sub(oldest)),
+            "dead": mail.dead_total.load(Relaxed),
+            "sent": mail.sent.load(Relaxed),
+            "retried": mail.retried.load(Relaxed),
+            "last_error": mail.last_error(),
+        },
         "hashing": {
             "workers": pool.workers(),
             "busy": pool.stats().busy.load(std::sync::atomic::Ordering::Relaxed),
@@ -92,7 +108,7 @@ pub fn readyz(app: &App) -> Response<Body> {
         },
         "time": rfc3339(auth::now()),
     });
-    let status = if store_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod body;
 pub mod client_ip;
+pub mod devmail;
 pub mod limits;
 pub mod pages;
 pub mod problem;
@@ -20,6 +21,8 @@ use hyper::{Request, Response};
 
 use crate::accounts::Accounts;
 use crate::config::Config;
+use crate::mailer::queue::WorkerStatus;
+use crate::sink::inbox::Inbox;
 
 use body::BodyLimits;
 use client_ip::Cidr;
@@ -33,10 +36,18 @@ pub struct App {
     pub accounts: Accounts,
     pub limiter: Limiter,
     pub trusted_proxies: Vec<Cidr>,
+    pub mail: Arc<WorkerStatus>,
+    /// The dev sink's messages; `/dev/mail` exists only when this is set.
+    pub inbox: Option<Arc<Inbox>>,
 }
 
 impl App {
-    pub fn new(config: Config, accounts: Accounts) -> App {
+    pub fn new(
+        config: Config,
+        accounts: Accounts,
+        mail: Arc<WorkerStatus>,
+        inbox: Option<Arc<Inbox>>,
+    ) -> App {
         let limiter = Limiter::new(&config.limits);
         let trusted_proxies = config
             .limits
@@ -49,6 +60,8 @@ impl App {
             accounts,
             limiter,
             trusted_proxies,
+            mail,
+            inbox,
         }
     }
 
@@ -66,7 +79,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
     let start = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (pattern, resp) = match routes::route(&method, &path) {
+    let (pattern, resp) = match routes::route(&method, &path, app.inbox.is_some()) {
         Match::NotFound => ("-", Problem::not_found().into_response()),
         Match::MethodNotAllowed { pattern, allow } => (
             pattern,
@@ -128,6 +141,10 @@ async fn dispatch(
         Endpoint::VerifyPage => Ok(pages::verify_page(&token)),
         Endpoint::VerifyConfirm => Ok(pages::verify_confirm(&app, req, &token).await),
         Endpoint::ResendForm => Ok(pages::resend_form_submit(&app, req, ip).await),
+        Endpoint::DevInbox => devmail::inbox_page(&app),
+        Endpoint::DevList => devmail::list(&app),
+        Endpoint::DevMessage => devmail::message(&app, &token),
+        Endpoint::DevClear => devmail::clear(&app),
     };
     result.unwrap_or_else(Problem::into_response)
 }

@@ -13,6 +13,10 @@ pub enum Endpoint {
     ResendForm,
     Healthz,
     Readyz,
+    DevInbox,
+    DevList,
+    DevMessage,
+    DevClear,
 }
 
 /// (path pattern, [(method, endpoint)]); `{}` matches one non-empty segment.
@@ -30,6 +34,18 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/resend", &[(Method::POST, Endpoint::ResendForm)]),
     ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
     ("/readyz", &[(Method::GET, Endpoint::Readyz)]),
+    ("/dev/mail", &[(Method::GET, Endpoint::DevInbox)]),
+    (
+        "/dev/mail/messages",
+        &[
+            (Method::GET, Endpoint::DevList),
+            (Method::DELETE, Endpoint::DevClear),
+        ],
+    ),
+    (
+        "/dev/mail/messages/{}",
+        &[(Method::GET, Endpoint::DevMessage)],
+    ),
 ];
 
 #[derive(Debug, PartialEq, Eq)]
@@ -63,8 +79,12 @@ fn match_pattern<'a>(pattern: &str, path: &'a str) -> Option<Option<&'a str>> {
     segs.next().is_none().then_some(param)
 }
 
-pub fn route<'a>(method: &Method, path: &'a str) -> Match<'a> {
+/// Matches `path`; the `/dev/` routes exist only when `dev` (the sink runs).
+pub fn route<'a>(method: &Method, path: &'a str, dev: bool) -> Match<'a> {
     for (pattern, methods) in ROUTES {
+        if !dev && pattern.starts_with("/dev/") {
+            continue;
+        }
         let Some(param) = match_pattern(pattern, path) else {
             continue;
         };
@@ -94,29 +114,38 @@ mod tests {
     #[test]
     fn table_matching() {
         assert!(matches!(
-            route(&Method::POST, "/api/auth/register"),
+            route(&Method::POST, "/api/auth/register", false),
             Match::Found {
                 endpoint: Endpoint::Register,
                 ..
             }
         ));
         assert_eq!(
-            route(&Method::GET, "/verify/abc"),
+            route(&Method::GET, "/verify/abc", false),
             Match::Found {
                 endpoint: Endpoint::VerifyPage,
                 pattern: "/verify/{}",
                 param: Some("abc")
             }
         );
-        assert_eq!(route(&Method::GET, "/verify/"), Match::NotFound);
-        assert_eq!(route(&Method::GET, "/verify/a/b"), Match::NotFound);
-        assert_eq!(route(&Method::GET, "/nope"), Match::NotFound);
+        assert_eq!(route(&Method::GET, "/verify/", false), Match::NotFound);
+        assert_eq!(route(&Method::GET, "/verify/a/b", false), Match::NotFound);
+        assert_eq!(route(&Method::GET, "/nope", false), Match::NotFound);
         assert_eq!(
-            route(&Method::DELETE, "/verify/x"),
+            route(&Method::DELETE, "/verify/x", false),
             Match::MethodNotAllowed {
                 pattern: "/verify/{}",
                 allow: "GET, POST".into()
             }
         );
+        assert_eq!(route(&Method::GET, "/dev/mail", false), Match::NotFound);
+        assert!(matches!(
+            route(&Method::GET, "/dev/mail/messages/x", true),
+            Match::Found {
+                endpoint: Endpoint::DevMessage,
+                param: Some("x"),
+                ..
+            }
+        ));
     }
 }

@@ -4,12 +4,15 @@
 //! Bodies are sent as one raw `text/plain; charset="utf-8"` part in 7bit or
 //! 8bit, not quoted-printable: a JWT link is longer than a QP line, and a
 //! wrapped link is what a developer reading the sink output cannot click.
-//! Addresses reach headers only after `accounts::validate_email` refused
-//! control characters, and mail-builder strips CR and LF again.
+//! `From` and `To` are written as bare addresses (`From: noreply@example.com`),
+//! as the tutorial's mails show them. An address reaches a header only after
+//! `accounts::validate_email` refused white space and control characters,
+//! and [`Composer`] refuses them again, so no input can start a new header.
 
 use mail_builder::MessageBuilder;
 use mail_builder::headers::content_type::ContentType;
 use mail_builder::headers::message_id::MessageId;
+use mail_builder::headers::raw::Raw;
 use mail_builder::mime::MimePart;
 use uuid::Uuid;
 
@@ -80,6 +83,14 @@ impl Composer {
     }
 
     fn render(&self, to: &str, subject: &str, body: &str) -> std::io::Result<Vec<u8>> {
+        for addr in [self.from.as_str(), to] {
+            if addr.is_empty() || addr.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "an address with white space or control characters cannot go into a header",
+                ));
+            }
+        }
         let encoding = if body.is_ascii() { "7bit" } else { "8bit" };
         let body = body.replace('\n', "\r\n");
         let part = MimePart::new(
@@ -88,8 +99,8 @@ impl Composer {
         )
         .transfer_encoding(encoding);
         MessageBuilder::new()
-            .from(self.from.as_str())
-            .to(to)
+            .header("From", Raw::new(self.from.as_str()))
+            .header("To", Raw::new(to))
             .subject(subject)
             .message_id(MessageId::new(format!(
                 "{}@{}",
@@ -119,8 +130,8 @@ mod tests {
             head.contains("Subject: Please confirm your registration\r\n"),
             "{head}"
         );
-        assert!(head.contains("From: <noreply@example.com>\r\n"), "{head}");
-        assert!(head.contains("To: <test@example.com>\r\n"), "{head}");
+        assert!(head.contains("From: noreply@example.com\r\n"), "{head}");
+        assert!(head.contains("To: test@example.com\r\n"), "{head}");
         assert!(
             head.contains("Content-Type: text/plain; charset=\"utf-8\""),
             "{head}"
@@ -139,8 +150,14 @@ mod tests {
     #[test]
     fn address_cannot_add_a_header() {
         let c = Composer::new("noreply@example.com", "http://localhost:8000");
-        let m = text(&c.confirmation("a@b.org\r\nBcc: evil@x.org", "tok").unwrap());
-        assert!(!m.contains("\r\nBcc:"), "{m}");
+        for evil in [
+            "a@b.org\r\nBcc: evil@x.org",
+            "a@b.org\nBcc: e@x.org",
+            "a@b.org\rX: y",
+            "",
+        ] {
+            assert!(c.confirmation(evil, "tok").is_err(), "{evil:?}");
+        }
     }
 
     #[test]

@@ -1,5 +1,45 @@
-//! Outgoing mail. `compose` renders each message of the contract; the
-//! queue lives in the store's `outbox` tree, written in the same
-//! transaction as the account change that caused it.
+//! Outgoing mail: [`compose`] renders each message of the contract (the
+//! tutorial's `Mailer`), the queue lives in the store's `outbox` tree
+//! (written in the same transaction as the account change that caused
+//! it), [`queue`] delivers it through [`smtp`].
 
 pub mod compose;
+pub mod queue;
+pub mod smtp;
+
+use crate::config::Config;
+use crate::store::{MailKind, QueuedMail};
+use compose::Composer;
+use queue::{DeliveryError, Transport};
+use smtp::{RelayConfig, SmtpRelay};
+
+/// The tutorial's `Mailer.send_confirmation_message(token, email)`: sends
+/// now over the configured relay, without the queue.
+pub async fn send_confirmation_message(
+    config: &Config,
+    token: &str,
+    email: &str,
+) -> Result<(), DeliveryError> {
+    let composer = Composer::new(&config.mail.from, &config.server.public_url);
+    let raw = composer
+        .confirmation(email, token)
+        .map_err(|e| DeliveryError::new(queue::FailureKind::Permanent, e.to_string()))?;
+    let now = crate::auth::now();
+    let mail = QueuedMail {
+        id: uuid::Uuid::now_v7(),
+        kind: MailKind::Confirmation,
+        user_id: uuid::Uuid::nil(),
+        from: config.mail.from.clone(),
+        to: email.to_string(),
+        raw: String::from_utf8_lossy(&raw).into_owned(),
+        created_at: now,
+        expires_at: None,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+    };
+    let mut relay = SmtpRelay::new(RelayConfig::from_config(&config.mail));
+    let result = relay.send(&mail).await;
+    relay.finish().await;
+    result
+}

@@ -208,6 +208,26 @@ impl Store {
         self.scan(TreeId::Outbox)
     }
 
+    /// The queue with each entry's stored bytes, for conditional updates.
+    pub fn outbox_versioned(&self) -> Result<Vec<Versioned<QueuedMail>>, StoreError> {
+        self.tree(TreeId::Outbox)
+            .iter()
+            .values()
+            .map(|v| {
+                let raw = v?.to_vec();
+                let value = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
+                    tree: "outbox",
+                    error: e.to_string(),
+                })?;
+                Ok(Versioned { value, raw })
+            })
+            .collect()
+    }
+
+    pub fn dead_count(&self) -> usize {
+        self.tree(TreeId::Dead).len()
+    }
+
     pub fn dead_mail(&self) -> Result<Vec<QueuedMail>, StoreError> {
         self.scan(TreeId::Dead)
     }

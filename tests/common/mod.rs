@@ -13,7 +13,11 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use signupd::sink::Sink;
+use signupd::sink::inbox::{Inbox, StoredMessage};
+use signupd::sink::session::SessionConfig;
 use signupd::store::{QueuedMail, Store, User};
+use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
 pub const PUBLIC_URL: &str = "http://signupd.test";
@@ -38,7 +42,8 @@ impl TestDaemon {
             "[server]\nlisten = \"127.0.0.1:0\"\npublic_url = \"{PUBLIC_URL}\"\n\
              [storage]\npath = \"{}\"\n\
              [auth]\nsecret_key = \"{SECRET}\"\nbcrypt_cost = 4\n\
-             [limits]\nenabled = false\n",
+             [limits]\nenabled = false\n\
+             [mail]\nsmtp_host = \"127.0.0.1\"\nsmtp_port = 1\n",
             dir.join("data").display()
         );
         std::fs::write(Self::config_path(dir), text).unwrap();
@@ -136,11 +141,43 @@ impl TestDaemon {
     }
 
     /// Starts again on the same directory and settings, on a new port.
-    pub fn restart(mut self) -> TestDaemon {
+    pub fn restart(self) -> TestDaemon {
+        self.restart_with(&[])
+    }
+
+    /// Same, with further `SIGNUPD_*` overrides.
+    pub fn restart_with(mut self, more: &[(&str, &str)]) -> TestDaemon {
         if self.child.is_some() {
             assert!(self.stop().success());
         }
-        Self::spawn(self.dir.clone(), std::mem::take(&mut self.env))
+        let mut env = std::mem::take(&mut self.env);
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Self::spawn(self.dir.clone(), env)
+    }
+
+    pub async fn readyz(&self) -> serde_json::Value {
+        get_json(&self.http, &self.url("/readyz")).await
+    }
+
+    /// Waits until `/readyz` satisfies `f` (the worker reports after each round).
+    pub async fn wait_ready(&self, what: &str, f: impl Fn(&serde_json::Value) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let v = self.readyz().await;
+            if f(&v) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}: {v}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Reads the stopped daemon's store.
+    pub fn with_store_pub<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+        self.with_store(f)
     }
 
     fn with_store<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
@@ -245,4 +282,94 @@ pub async fn problem_code(resp: reqwest::Response) -> (u16, String) {
     assert_eq!(v["type"], "about:blank");
     assert!(v["title"].is_string() && v["detail"].is_string(), "{v}");
     (status, v["code"].as_str().unwrap().to_string())
+}
+
+/// An SMTP server in the test process: the library's sink, not printing.
+pub struct TestSink {
+    pub addr: SocketAddr,
+    pub inbox: Arc<Inbox>,
+    stop: CancellationToken,
+}
+
+impl TestSink {
+    pub async fn start() -> TestSink {
+        Self::start_on("127.0.0.1:0").await
+    }
+
+    pub async fn start_on(addr: &str) -> TestSink {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inbox = Arc::new(Inbox::new(100));
+        let mut sink = Sink::new(SessionConfig {
+            smtputf8: true,
+            ..SessionConfig::default()
+        });
+        sink.printer = None;
+        sink.inbox = Some(inbox.clone());
+        let stop = CancellationToken::new();
+        tokio::spawn(sink.serve(listener, stop.clone()));
+        TestSink { addr, inbox, stop }
+    }
+
+    pub fn port(&self) -> String {
+        self.addr.port().to_string()
+    }
+
+    /// Waits for the `n`th message (newest first in the inbox).
+    pub async fn wait_for(&self, n: usize) -> Vec<StoredMessage> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let arrived = self.inbox.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            let list = self.inbox.list();
+            if list.len() >= n {
+                return list;
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                panic!("timed out waiting for {n} message(s); have {}", list.len());
+            }
+        }
+    }
+}
+
+impl Drop for TestSink {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The token in a raw message's `/verify/` link.
+pub fn token_in(raw: &[u8]) -> String {
+    link_token(&String::from_utf8_lossy(raw), "/verify/")
+}
+
+/// The Python that has `smtpd` (3.11); `.ci/run` makes sure it exists.
+pub fn python() -> String {
+    std::env::var("SIGNUPD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// Blocks until something accepts connections on `port`.
+pub fn wait_listening(port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }

@@ -2,21 +2,12 @@
 //! and idle clients, a connection cap, and a graceful stop.
 
 use crate::common::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::{Read, Write};
 use std::time::Duration;
 
 async fn pool_busy(d: &TestDaemon) -> u64 {
-    let v: Value = d
-        .http
-        .get(d.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["hashing"]["busy"].as_u64().unwrap()
+    d.readyz().await["hashing"]["busy"].as_u64().unwrap()
 }
 
 #[tokio::test]

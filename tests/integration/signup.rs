@@ -25,8 +25,8 @@ async fn register_queues_the_contract_mail_and_its_link_confirms() {
         head.contains("Subject: Please confirm your registration\r\n"),
         "{head}"
     );
-    assert!(head.contains("From: <noreply@example.com>\r\n"), "{head}");
-    assert!(head.contains("To: <Ada@Example.com>\r\n"), "{head}");
+    assert!(head.contains("From: noreply@example.com\r\n"), "{head}");
+    assert!(head.contains("To: Ada@Example.com\r\n"), "{head}");
     assert!(
         head.contains("Content-Type: text/plain; charset=\"utf-8\""),
         "{head}"

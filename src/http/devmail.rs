@@ -1,0 +1,114 @@
+//! `/dev/mail`: what the built-in sink received, newest first, as an HTML
+//! inbox and as JSON. Routed only while the sink runs.
+
+use hyper::{Response, StatusCode};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::sink::inbox::{Inbox, StoredMessage};
+
+use super::App;
+use super::api::{ApiResult, json_response};
+use super::pages::{escape, page};
+use super::problem::{Body, Problem};
+
+fn inbox(app: &App) -> Result<&Inbox, Problem> {
+    app.inbox.as_deref().ok_or_else(Problem::not_found)
+}
+
+fn rfc3339(secs: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+        .to_string()
+}
+
+fn summary(m: &StoredMessage) -> serde_json::Value {
+    json!({
+        "id": m.id.to_string(),
+        "received_at": rfc3339(m.received_at),
+        "from": m.from,
+        "to": m.to,
+        "subject": m.subject,
+        "size": m.raw.len(),
+    })
+}
+
+pub fn list(app: &App) -> ApiResult {
+    let all: Vec<_> = inbox(app)?.list().iter().map(summary).collect();
+    Ok(json_response(StatusCode::OK, serde_json::Value::Array(all)))
+}
+
+pub fn message(app: &App, id: &str) -> ApiResult {
+    let m = Uuid::parse_str(id)
+        .ok()
+        .and_then(|id| inbox(app).ok()?.get(id))
+        .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, "not_found", "no such message"))?;
+    let mut v = summary(&m);
+    v["raw"] = String::from_utf8_lossy(&m.raw).into_owned().into();
+    Ok(json_response(StatusCode::OK, v))
+}
+
+pub fn clear(app: &App) -> ApiResult {
+    inbox(app)?.clear();
+    let mut resp = Response::new(Body::default());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    Ok(resp)
+}
+
+/// Escapes `text` and turns http(s) URLs into links, leaving out the
+/// punctuation that ends a sentence ("…/verify/TOKEN.").
+pub fn linkify(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://"]
+        .iter()
+        .filter_map(|p| rest.find(p))
+        .min()
+    {
+        out.push_str(&escape(&rest[..start]));
+        let tail = &rest[start..];
+        let mut end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '<' | '>' | '"'))
+            .unwrap_or(tail.len());
+        while end > 0 && tail[..end].ends_with(['.', ',', ')', ';', ':', '!', '?']) {
+            end -= 1;
+        }
+        let url = escape(&tail[..end]);
+        out.push_str(&format!("<a href=\"{url}\">{url}</a>"));
+        rest = &tail[end..];
+    }
+    out.push_str(&escape(rest));
+    out
+}
+
+pub fn inbox_page(app: &App) -> ApiResult {
+    let messages = inbox(app)?.list();
+    let mut body = format!(
+        "<p>{} message(s) received by the built-in SMTP sink, newest first.</p>",
+        messages.len()
+    );
+    for m in &messages {
+        let raw = String::from_utf8_lossy(&m.raw);
+        body.push_str(&format!(
+            "<details><summary><strong>{}</strong> to {} <small>{}</small></summary>\
+             <pre style=\"white-space:pre-wrap;word-break:break-all\">{}</pre></details>",
+            escape(&m.subject),
+            escape(&m.to.join(", ")),
+            rfc3339(m.received_at),
+            linkify(&raw)
+        ));
+    }
+    Ok(page(StatusCode::OK, "Dev mail", &body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_are_clickable_and_everything_else_escaped() {
+        assert_eq!(
+            linkify("Confirm: http://x.test/verify/a.b.c.\r\n<b>"),
+            "Confirm: <a href=\"http://x.test/verify/a.b.c\">http://x.test/verify/a.b.c</a>.\r\n&lt;b&gt;"
+        );
+    }
+}
