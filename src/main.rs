@@ -131,8 +131,11 @@ fn init_logging(filter: &str) {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
         _ => EnvFilter::new(filter),
     };
+    // A failed log write must not matter: by default tracing-subscriber
+    // reports it with eprintln!, which panics when stderr is gone.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .log_internal_errors(false)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     // journald stamps every line itself.
@@ -221,8 +224,8 @@ async fn watch_signals(shutdown: CancellationToken) {
             _ = int.recv() => {},
         }
         if round == 0 {
-            tracing::info!("stopping: finishing requests in flight");
             shutdown.cancel();
+            tracing::info!("stopping: finishing requests in flight");
         } else {
             tracing::warn!("second signal: exiting now");
             std::process::exit(1);

@@ -29,6 +29,7 @@ pub struct TestDaemon {
     pub dir: Arc<tempfile::TempDir>,
     env: Vec<(String, String)>,
     pub log: Arc<Mutex<Vec<String>>>,
+    close_log: Arc<std::sync::atomic::AtomicBool>,
     pub http: reqwest::Client,
 }
 
@@ -81,10 +82,16 @@ impl TestDaemon {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let sink = log.clone();
+        let close = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let closing = close.clone();
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
+                if closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Dropping the reader closes the daemon's stderr.
+                    break;
+                }
                 if line.contains("listening")
                     && let Some(addr) = line.split("addr=").nth(1)
                     && let Some(tx) = tx.take()
@@ -108,8 +115,16 @@ impl TestDaemon {
             dir,
             env,
             log,
+            close_log: close,
             http: reqwest::Client::new(),
         }
+    }
+
+    /// Closes the daemon's stderr at its next log line, as when the
+    /// process reading it goes away.
+    pub fn close_log(&self) {
+        self.close_log
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -372,4 +387,27 @@ pub fn wait_listening(port: u16) {
 
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
+}
+
+/// A child process that is killed when the test ends, passed or failed.
+pub struct KillOnDrop(pub Child);
+
+impl std::ops::Deref for KillOnDrop {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for KillOnDrop {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

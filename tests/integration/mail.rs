@@ -157,25 +157,27 @@ async fn a_5xx_reply_makes_dead_mail_with_the_reply_and_4xx_retries() {
 /// Python's DebuggingServer on a free port, its standard output as lines.
 pub fn python_debugging_server(
     extra: &[&str],
-) -> (std::process::Child, u16, std::sync::mpsc::Receiver<String>) {
+) -> (KillOnDrop, u16, std::sync::mpsc::Receiver<String>) {
     let port = free_port();
-    let mut child = Command::new(python())
-        .args([
-            "-u",
-            "-W",
-            "ignore",
-            "-m",
-            "smtpd",
-            "-n",
-            "-c",
-            "DebuggingServer",
-        ])
-        .args(extra)
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 with the smtpd module (3.11) is needed; .ci/run installs it");
+    let mut child = KillOnDrop(
+        Command::new(python())
+            .args([
+                "-u",
+                "-W",
+                "ignore",
+                "-m",
+                "smtpd",
+                "-n",
+                "-c",
+                "DebuggingServer",
+            ])
+            .args(extra)
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with the smtpd module (3.11) is needed; .ci/run installs it"),
+    );
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -192,7 +194,7 @@ pub fn python_debugging_server(
 
 #[tokio::test]
 async fn our_client_delivers_to_pythons_debugging_server() {
-    let (mut python, port, lines) = python_debugging_server(&[]);
+    let (python, port, lines) = python_debugging_server(&[]);
     let d = TestDaemon::start_with(&[("SIGNUPD_MAIL__SMTP_PORT", &port.to_string())]);
     d.register("hal@example.com", "hal password").await;
     let printed = tokio::task::spawn_blocking(move || {
@@ -208,7 +210,7 @@ async fn our_client_delivers_to_pythons_debugging_server() {
     })
     .await
     .unwrap();
-    let _ = python.kill();
+    drop(python);
     assert_eq!(printed[0], "---------- MESSAGE FOLLOWS ----------");
     assert!(
         printed.contains(&"b'Subject: Please confirm your registration'".to_string()),

@@ -170,3 +170,22 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     assert_eq!(d.outbox().len(), 1);
     assert!(d.log_text().contains("stopped"));
 }
+
+#[tokio::test]
+async fn a_closed_stderr_neither_breaks_requests_nor_shutdown() {
+    let mut d = TestDaemon::start();
+    d.close_log();
+    // Each request logs a line into the closed pipe.
+    for i in 0..3 {
+        assert_eq!(
+            d.register(&format!("quiet{i}@example.com"), "quiet password")
+                .await
+                .status(),
+            202
+        );
+    }
+    assert!(d.healthy().await);
+    let exit = d.stop();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(d.users().len(), 3);
+}

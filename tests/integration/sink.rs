@@ -4,17 +4,19 @@
 use crate::common::*;
 use crate::mail::python_debugging_server;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 /// `signupd sink` on a free port, its standard output collected as it comes.
-fn signupd_sink(extra: &[&str]) -> (Child, u16) {
-    let mut child = Command::new(BIN)
-        .args(["sink", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn signupd_sink(extra: &[&str]) -> (KillOnDrop, u16) {
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["sink", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let stderr = child.stderr.take().unwrap();
     let mut lines = BufReader::new(stderr).lines();
     let port = loop {
@@ -29,7 +31,7 @@ fn signupd_sink(extra: &[&str]) -> (Child, u16) {
 }
 
 /// Drains a child's standard output on a thread, so the child never blocks on a full pipe.
-fn collect_stdout(child: &mut Child) -> std::thread::JoinHandle<Vec<u8>> {
+fn collect_stdout(child: &mut KillOnDrop) -> std::thread::JoinHandle<Vec<u8>> {
     let mut out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
         let mut buf = Vec::new();
@@ -50,7 +52,7 @@ fn send_corpus(port: u16, mode: &str) {
     );
 }
 
-fn stop_and_read(mut child: Child) -> Vec<u8> {
+fn stop_and_read(mut child: KillOnDrop) -> Vec<u8> {
     signal(child.id(), "TERM");
     let mut out = Vec::new();
     child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
@@ -61,9 +63,7 @@ fn stop_and_read(mut child: Child) -> Vec<u8> {
 fn compare_with_python(python_flags: &[&str], sink_flags: &[&str], mode: &str) {
     let (python, py_port, py_lines) = python_debugging_server(python_flags);
     send_corpus(py_port, mode);
-    let mut python = python;
-    let _ = python.kill();
-    python.wait().unwrap();
+    drop(python);
     let expected: Vec<String> = py_lines.iter().collect();
 
     let (ours, port) = signupd_sink(sink_flags);
@@ -186,17 +186,19 @@ async fn many_clients_at_once_each_message_printed_whole() {
 #[tokio::test]
 async fn serve_dev_is_a_complete_local_setup() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--dev"])
-        .current_dir(dir.path())
-        .env_remove("SIGNUPD_AUTH__SECRET_KEY")
-        .env("SIGNUPD_SERVER__LISTEN", "127.0.0.1:0")
-        .env("SIGNUPD_DEV__SINK_LISTEN", "127.0.0.1:0")
-        .env("SIGNUPD_AUTH__BCRYPT_COST", "4")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = KillOnDrop(
+        Command::new(BIN)
+            .args(["serve", "--dev"])
+            .current_dir(dir.path())
+            .env_remove("SIGNUPD_AUTH__SECRET_KEY")
+            .env("SIGNUPD_SERVER__LISTEN", "127.0.0.1:0")
+            .env("SIGNUPD_DEV__SINK_LISTEN", "127.0.0.1:0")
+            .env("SIGNUPD_AUTH__BCRYPT_COST", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = Vec::new();
     let addr = loop {
