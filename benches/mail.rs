@@ -96,7 +96,7 @@ fn server(cmd: &mut Command, port: u16) -> Child {
 }
 
 async fn sink_ingest() {
-    let python = std::env::var("SIGNUPD_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("SMTPD_PYTHON").unwrap_or_else(|_| "python3".into());
     let port = free_port();
     let mut py = server(
         Command::new(&python).args([

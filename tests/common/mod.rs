@@ -370,7 +370,7 @@ pub fn token_in(raw: &[u8]) -> String {
 
 /// The Python that has `smtpd` (3.11); `.ci/run` makes sure it exists.
 pub fn python() -> String {
-    std::env::var("SIGNUPD_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+    std::env::var("SMTPD_PYTHON").unwrap_or_else(|_| "python3".into())
 }
 
 /// Blocks until something accepts connections on `port`.
