@@ -28,6 +28,9 @@ pub struct Claims {
     pub exp: u64,
     pub jti: String,
     pub scope: String,
+    /// Access tokens only: the user's token generation when issued.
+    #[serde(default, rename = "gen", skip_serializing_if = "Option::is_none")]
+    pub token_gen: Option<u64>,
 }
 
 impl Claims {
@@ -62,7 +65,12 @@ pub struct Auth {
     issuer: String,
     cost: u32,
     confirmation_ttl: u64,
+    reset_ttl: u64,
+    access_ttl: u64,
     pool: HashPool,
+    /// A hash of nothing anyone knows, at the configured cost: logins for
+    /// unknown addresses verify against it so they cost what real ones cost.
+    dummy_hash: tokio::sync::OnceCell<String>,
 }
 
 impl Auth {
@@ -85,12 +93,19 @@ impl Auth {
             issuer: cfg.issuer.clone(),
             cost: cfg.bcrypt_cost as u32,
             confirmation_ttl: cfg.confirmation_ttl,
+            reset_ttl: cfg.reset_ttl,
+            access_ttl: cfg.access_ttl,
             pool,
+            dummy_hash: tokio::sync::OnceCell::new(),
         })
     }
 
     pub fn pool(&self) -> &HashPool {
         &self.pool
+    }
+
+    pub fn cost(&self) -> u32 {
+        self.cost
     }
 
     /// Signs `claims` after adding `iat`, `exp` and `iss`.
@@ -113,7 +128,27 @@ impl Auth {
         scope: Scope,
         expires_in: u64,
     ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
-        let mut claims = serde_json::Map::new();
+        self.create_scoped_token_with(user, scope, expires_in, serde_json::Map::new())
+    }
+
+    /// An `access` token for `user` at its current token generation.
+    pub fn create_access_token(
+        &self,
+        user: Uuid,
+        token_gen: u64,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
+        let mut extra = serde_json::Map::new();
+        extra.insert("gen".into(), token_gen.into());
+        self.create_scoped_token_with(user, Scope::Access, self.access_ttl, extra)
+    }
+
+    fn create_scoped_token_with(
+        &self,
+        user: Uuid,
+        scope: Scope,
+        expires_in: u64,
+        mut claims: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(String, Claims), jsonwebtoken::errors::Error> {
         let jti = Uuid::new_v4();
         claims.insert("sub".into(), user.to_string().into());
         claims.insert("scope".into(), scope.as_str().into());
@@ -135,6 +170,43 @@ impl Auth {
 
     pub fn confirmation_ttl(&self) -> u64 {
         self.confirmation_ttl
+    }
+
+    pub fn reset_ttl(&self) -> u64 {
+        self.reset_ttl
+    }
+
+    pub fn access_ttl(&self) -> u64 {
+        self.access_ttl
+    }
+
+    /// Verifies `password` against the dummy hash on the pool, like any
+    /// other verification; always false.
+    pub async fn verify_dummy(&self, password: &str) -> Result<bool, PoolError> {
+        let hash = self.dummy_hash().await?;
+        self.verify_password(password, &hash).await.map(|_| false)
+    }
+
+    /// Made once, off the hashing pool: at start-up it must not take a
+    /// worker from the first sign-ups.
+    async fn dummy_hash(&self) -> Result<String, PoolError> {
+        let cost = self.cost;
+        self.dummy_hash
+            .get_or_try_init(|| async move {
+                let secret = uuid::Uuid::new_v4().to_string();
+                tokio::task::spawn_blocking(move || bcrypt::hash(secret, cost))
+                    .await
+                    .map_err(|_| PoolError::Stopped)?
+                    .map_err(|_| PoolError::Stopped)
+            })
+            .await
+            .cloned()
+    }
+
+    /// Makes the dummy hash in the background, so that the first login for
+    /// an unknown address does not pay for it (and take longer than others).
+    pub async fn warm_up(&self) {
+        let _ = self.dummy_hash().await;
     }
 
     /// Checks what the token proves by itself; the store checks the rest.

@@ -101,7 +101,8 @@ impl Daemon {
         let auth = Arc::new(Auth::new(&config.auth, pool)?);
         let composer = Composer::new(&config.mail.from, &config.server.public_url);
         let mail_ready = Arc::new(Notify::new());
-        let accounts = Accounts::new(store.clone(), auth, composer, mail_ready.clone());
+        let throttle = crate::accounts::throttle::Throttle::new(&config.limits);
+        let accounts = Accounts::new(store.clone(), auth, composer, mail_ready.clone(), throttle);
 
         let mut relay = RelayConfig::from_config(&config.mail);
         let (sink, inbox) = match &listeners.sink {
@@ -177,14 +178,19 @@ impl Daemon {
             (Some(sink), Some(l)) => Some(tokio::spawn(sink.serve(l, background.clone()))),
             _ => None,
         };
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.accounts.auth().warm_up().await }
+        });
         let purge = tokio::spawn({
             let app = app.clone();
             let background = background.clone();
             async move {
+                // The first tick is immediate: revocations that expired while stopped go now.
                 let mut tick = tokio::time::interval(Duration::from_secs(60));
                 loop {
                     tokio::select! {
-                        _ = tick.tick() => app.limiter.purge(),
+                        _ = tick.tick() => app.purge(),
                         _ = background.cancelled() => break,
                     }
                 }

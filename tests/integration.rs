@@ -3,6 +3,8 @@
 
 mod common;
 
+#[path = "integration/account.rs"]
+mod account;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
 #[path = "integration/cli.rs"]

@@ -72,6 +72,85 @@ pub async fn resend(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -> 
     ))
 }
 
+/// The token of `Authorization: Bearer <token>`.
+fn bearer(req: &Request<Incoming>) -> Result<&str, Problem> {
+    req.headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(Problem::unauthorized)
+}
+
+pub fn no_content() -> Response<Body> {
+    let mut resp = Response::new(Body::default());
+    *resp.status_mut() = StatusCode::NO_CONTENT;
+    resp
+}
+
+pub async fn login(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -> ApiResult {
+    app.limiter.check(Limited::Login, ip)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let email = str_field(&body, "email")?;
+    let password = str_field(&body, "password")?;
+    let s = app.accounts.login(email, password).await?;
+    Ok(json_response(
+        StatusCode::OK,
+        json!({"access_token": s.access_token, "token_type": "Bearer", "expires_in": s.expires_in}),
+    ))
+}
+
+pub fn me(app: &App, req: &Request<Incoming>) -> ApiResult {
+    let (user, _) = app.accounts.authenticate(bearer(req)?)?;
+    Ok(json_response(StatusCode::OK, user_json(&user)))
+}
+
+pub async fn logout(app: &App, req: &Request<Incoming>) -> ApiResult {
+    app.accounts.logout(bearer(req)?).await?;
+    Ok(no_content())
+}
+
+pub async fn delete_me(app: &App, req: Request<Incoming>) -> ApiResult {
+    let token = bearer(&req)?.to_string();
+    // Authenticate before reading the body: a stranger learns nothing from it.
+    app.accounts.authenticate(&token)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let password = str_field(&body, "password")?;
+    app.accounts.delete(&token, password).await?;
+    Ok(no_content())
+}
+
+pub async fn change(app: &App, req: Request<Incoming>) -> ApiResult {
+    let token = bearer(&req)?.to_string();
+    app.accounts.authenticate(&token)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let current = str_field(&body, "current_password")?;
+    let new = str_field(&body, "new_password")?;
+    app.accounts.change_password(&token, current, new).await?;
+    Ok(no_content())
+}
+
+pub async fn forgot(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -> ApiResult {
+    app.limiter.check(Limited::Forgot, ip)?;
+    let body = read_json(req, app.body_limits()).await?;
+    let email = str_field(&body, "email")?;
+    app.accounts.forgot(email).await?;
+    Ok(json_response(
+        StatusCode::ACCEPTED,
+        json!({"status": "reset_sent"}),
+    ))
+}
+
+pub async fn reset(app: &App, req: Request<Incoming>) -> ApiResult {
+    let body = read_json(req, app.body_limits()).await?;
+    let token = str_field(&body, "token")?;
+    let password = str_field(&body, "password")?;
+    let user = app.accounts.reset_password(token, password).await?;
+    Ok(json_response(StatusCode::OK, user_json(&user)))
+}
+
 pub fn healthz() -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")));
     resp.headers_mut()

@@ -76,6 +76,21 @@ fn is_json(req: &Request<Incoming>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+fn essence(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(';').next())
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Whether the body is an HTML form submission.
+pub fn is_form(req: &Request<Incoming>) -> bool {
+    essence(req) == "application/x-www-form-urlencoded"
+}
+
 /// A JSON object body; 415 before reading anything that is not declared JSON.
 pub async fn read_json(
     req: Request<Incoming>,

@@ -1,7 +1,7 @@
 //! `/dev/mail`: what the built-in sink received, newest first, as an HTML
 //! inbox and as JSON. Routed only while the sink runs.
 
-use hyper::{Response, StatusCode};
+use hyper::StatusCode;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -10,7 +10,7 @@ use crate::sink::inbox::{Inbox, StoredMessage};
 use super::App;
 use super::api::{ApiResult, json_response};
 use super::pages::{escape, page};
-use super::problem::{Body, Problem};
+use super::problem::Problem;
 
 fn inbox(app: &App) -> Result<&Inbox, Problem> {
     app.inbox.as_deref().ok_or_else(Problem::not_found)
@@ -49,9 +49,7 @@ pub fn message(app: &App, id: &str) -> ApiResult {
 
 pub fn clear(app: &App) -> ApiResult {
     inbox(app)?.clear();
-    let mut resp = Response::new(Body::default());
-    *resp.status_mut() = StatusCode::NO_CONTENT;
-    Ok(resp)
+    Ok(super::api::no_content())
 }
 
 /// Escapes `text` and turns http(s) URLs into links, leaving out the

@@ -15,6 +15,8 @@ use super::problem::Problem;
 pub enum Limited {
     Register,
     Resend,
+    Forgot,
+    Login,
 }
 
 pub struct Limiter {
@@ -41,12 +43,7 @@ impl Limiter {
         b.check_key(&(route, ip)).map_err(|not_until| {
             let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            Problem::new(
-                hyper::StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "too many requests from this address; retry later",
-            )
-            .with_header("retry-after", secs.max(1).to_string())
+            Problem::rate_limited(secs)
         })
     }
 

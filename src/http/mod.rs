@@ -65,6 +65,18 @@ impl App {
         }
     }
 
+    /// Forgets limiter state and revocations that no longer matter.
+    pub fn purge(&self) {
+        let now = crate::auth::now();
+        self.limiter.purge();
+        self.accounts.throttle().purge(now);
+        match self.accounts.store().purge_revoked(now) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(purged = n, "forgot expired revocations"),
+            Err(e) => tracing::warn!(error = %e, "cannot purge expired revocations"),
+        }
+    }
+
     pub fn body_limits(&self) -> BodyLimits {
         BodyLimits {
             max_bytes: self.config.server.max_body_bytes,
@@ -136,6 +148,15 @@ async fn dispatch(
         Endpoint::Register => api::register(&app, req, ip).await,
         Endpoint::Verify => api::verify(&app, req).await,
         Endpoint::Resend => api::resend(&app, req, ip).await,
+        Endpoint::Login => api::login(&app, req, ip).await,
+        Endpoint::Me => api::me(&app, &req),
+        Endpoint::DeleteMe => api::delete_me(&app, req).await,
+        Endpoint::Logout => api::logout(&app, &req).await,
+        Endpoint::Forgot => api::forgot(&app, req, ip).await,
+        Endpoint::Reset if body::is_form(&req) => Ok(pages::reset_submit(&app, req).await),
+        Endpoint::Reset => api::reset(&app, req).await,
+        Endpoint::Change => api::change(&app, req).await,
+        Endpoint::ResetPage => Ok(pages::reset_page(&token)),
         Endpoint::Healthz => Ok(api::healthz()),
         Endpoint::Readyz => Ok(api::readyz(&app)),
         Endpoint::VerifyPage => Ok(pages::verify_page(&token)),

@@ -18,7 +18,7 @@ use crate::auth::TokenError;
 use super::App;
 use super::body::{form_field, read_bytes};
 use super::limits::Limited;
-use super::problem::Body;
+use super::problem::{Body, Problem};
 
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -67,6 +67,15 @@ pub fn page(status: StatusCode, title: &str, body_html: &str) -> Response<Body> 
     resp
 }
 
+/// A refusal for a person: the problem's detail on a page with its status.
+fn problem_page(p: Problem) -> Response<Body> {
+    page(
+        p.status,
+        "Please try again",
+        &format!("<p>{}</p>", escape(&p.detail)),
+    )
+}
+
 fn resend_form() -> String {
     "<form method=\"post\" action=\"/resend\">\
      <label for=\"email\">Your email address</label>\
@@ -88,11 +97,7 @@ pub fn verify_page(token: &str) -> Response<Body> {
 pub async fn verify_confirm(app: &App, req: Request<Incoming>, token: &str) -> Response<Body> {
     // The form posts nothing we need, but its body still must stay within limits.
     if let Err(p) = read_bytes(req, app.body_limits()).await {
-        return page(
-            p.status,
-            "Request refused",
-            &format!("<p>{}</p>", escape(&p.detail)),
-        );
+        return problem_page(p);
     }
     match app.accounts.verify(token).await {
         Ok(v) => page(
@@ -122,14 +127,7 @@ pub async fn verify_confirm(app: &App, req: Request<Incoming>, token: &str) -> R
                 ),
             )
         }
-        Err(e) => {
-            let p = super::problem::Problem::from(e);
-            page(
-                p.status,
-                "Please try again",
-                &format!("<p>{}</p>", escape(&p.detail)),
-            )
-        }
+        Err(e) => problem_page(e.into()),
     }
 }
 
@@ -154,11 +152,7 @@ pub async fn resend_form_submit(
     let body = match read_bytes(req, app.body_limits()).await {
         Ok(b) => b,
         Err(p) => {
-            return page(
-                p.status,
-                "Request refused",
-                &format!("<p>{}</p>", escape(&p.detail)),
-            );
+            return problem_page(p);
         }
     };
     let email = form_field(&body, "email").unwrap_or_default();
@@ -173,13 +167,95 @@ pub async fn resend_form_submit(
             "Check the address",
             &format!("<p class=\"err\">{}</p>{}", escape(d), resend_form()),
         ),
-        Err(e) => {
-            let p = super::problem::Problem::from(e);
+        Err(e) => problem_page(e.into()),
+    }
+}
+
+fn reset_form(token: &str, error: Option<&str>) -> String {
+    let error = error
+        .map(|e| {
+            format!(
+                "<p class=\"err\" id=\"error\" role=\"alert\">{}</p>",
+                escape(e)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{error}<form method=\"post\" action=\"/api/auth/password/reset\">\
+         <input type=\"hidden\" name=\"token\" value=\"{}\">\
+         <label for=\"password\">New password (8 to 72 bytes)</label>\
+         <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\">\
+         <label for=\"password_confirm\">New password, again</label>\
+         <input id=\"password_confirm\" name=\"password_confirm\" type=\"password\" autocomplete=\"new-password\" required minlength=\"8\">\
+         <p><button type=\"submit\">Set the new password</button></p></form>",
+        escape(token)
+    )
+}
+
+/// The form behind the link in a reset mail; showing it uses nothing.
+pub fn reset_page(token: &str) -> Response<Body> {
+    page(
+        StatusCode::OK,
+        "Choose a new password",
+        &reset_form(token, None),
+    )
+}
+
+/// The reset form's submission: success page, or the form again with the
+/// reason next to it.
+pub async fn reset_submit(app: &App, req: Request<Incoming>) -> Response<Body> {
+    let body = match read_bytes(req, app.body_limits()).await {
+        Ok(b) => b,
+        Err(p) => {
+            return problem_page(p);
+        }
+    };
+    let token = form_field(&body, "token").unwrap_or_default();
+    let password = form_field(&body, "password").unwrap_or_default();
+    let confirm = form_field(&body, "password_confirm").unwrap_or_default();
+    let again = |status: StatusCode, why: &str| {
+        page(
+            status,
+            "Choose a new password",
+            &reset_form(&token, Some(why)),
+        )
+    };
+    if password != confirm {
+        return again(
+            StatusCode::BAD_REQUEST,
+            "The two passwords are not the same.",
+        );
+    }
+    match app.accounts.reset_password(&token, &password).await {
+        Ok(user) => page(
+            StatusCode::OK,
+            "Password changed",
+            &format!(
+                "<p>The password of <strong>{}</strong> is changed. You can log in with it now.</p>",
+                escape(&user.email)
+            ),
+        ),
+        Err(AccountError::Token(reason)) => {
+            let why = match reason {
+                TokenError::Expired => "This reset link has expired. Ask for a new one.",
+                TokenError::Used => {
+                    "This reset link was already used. Ask for a new one if needed."
+                }
+                TokenError::Invalid => {
+                    "This reset link is not valid, or a newer one was sent since."
+                }
+            };
             page(
-                p.status,
-                "Please try again",
-                &format!("<p>{}</p>", escape(&p.detail)),
+                StatusCode::BAD_REQUEST,
+                "Link not valid",
+                &format!("<p class=\"err\">{why}</p>"),
             )
         }
+        Err(
+            e @ (AccountError::PasswordTooShort
+            | AccountError::PasswordTooLong
+            | AccountError::PasswordTooCommon),
+        ) => again(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => problem_page(e.into()),
     }
 }

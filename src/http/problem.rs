@@ -50,6 +50,24 @@ impl Problem {
         )
     }
 
+    pub fn unauthorized() -> Self {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send a valid access token as Authorization: Bearer <token>",
+        )
+        .with_header("www-authenticate", "Bearer")
+    }
+
+    pub fn rate_limited(retry_after: u64) -> Self {
+        Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "too many requests; retry later",
+        )
+        .with_header("retry-after", retry_after.max(1).to_string())
+    }
+
     pub fn overloaded() -> Self {
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -103,6 +121,19 @@ impl From<AccountError> for Problem {
             AccountError::PasswordTooLong => {
                 Problem::bad_request("password_too_long", e.to_string())
             }
+            AccountError::PasswordTooCommon => {
+                Problem::bad_request("password_too_common", e.to_string())
+            }
+            AccountError::InvalidCredentials => Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                e.to_string(),
+            ),
+            AccountError::EmailUnconfirmed => {
+                Problem::new(StatusCode::FORBIDDEN, "email_unconfirmed", e.to_string())
+            }
+            AccountError::Unauthorized => Problem::unauthorized(),
+            AccountError::TooManyAttempts(wait) => Problem::rate_limited(wait),
             AccountError::Token(t) => t.into(),
             AccountError::Overloaded => Problem::overloaded(),
             AccountError::Internal(detail) => {

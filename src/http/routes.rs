@@ -8,6 +8,14 @@ pub enum Endpoint {
     Register,
     Verify,
     Resend,
+    Login,
+    Me,
+    DeleteMe,
+    Logout,
+    Forgot,
+    Reset,
+    Change,
+    ResetPage,
     VerifyPage,
     VerifyConfirm,
     ResendForm,
@@ -24,6 +32,28 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/api/auth/register", &[(Method::POST, Endpoint::Register)]),
     ("/api/auth/verify", &[(Method::POST, Endpoint::Verify)]),
     ("/api/auth/resend", &[(Method::POST, Endpoint::Resend)]),
+    ("/api/auth/login", &[(Method::POST, Endpoint::Login)]),
+    (
+        "/api/auth/me",
+        &[
+            (Method::GET, Endpoint::Me),
+            (Method::DELETE, Endpoint::DeleteMe),
+        ],
+    ),
+    ("/api/auth/logout", &[(Method::POST, Endpoint::Logout)]),
+    (
+        "/api/auth/password/forgot",
+        &[(Method::POST, Endpoint::Forgot)],
+    ),
+    (
+        "/api/auth/password/reset",
+        &[(Method::POST, Endpoint::Reset)],
+    ),
+    (
+        "/api/auth/password/change",
+        &[(Method::POST, Endpoint::Change)],
+    ),
+    ("/reset/{}", &[(Method::GET, Endpoint::ResetPage)]),
     (
         "/verify/{}",
         &[

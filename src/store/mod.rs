@@ -44,6 +44,8 @@ pub enum TreeId {
     Tokens,
     Outbox,
     Dead,
+    /// Logged-out access tokens: jti → expiry, purged once expired.
+    Revoked,
 }
 
 impl TreeId {
@@ -54,14 +56,16 @@ impl TreeId {
             TreeId::Tokens => "tokens",
             TreeId::Outbox => "outbox",
             TreeId::Dead => "dead",
+            TreeId::Revoked => "revoked",
         }
     }
-    const ALL: [TreeId; 5] = [
+    const ALL: [TreeId; 6] = [
         TreeId::Users,
         TreeId::Emails,
         TreeId::Tokens,
         TreeId::Outbox,
         TreeId::Dead,
+        TreeId::Revoked,
     ];
 }
 
@@ -98,7 +102,7 @@ pub struct Versioned<T> {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    trees: [sled::Tree; 5],
+    trees: [sled::Tree; 6],
     committer: Committer,
     path: PathBuf,
 }
@@ -133,6 +137,7 @@ impl Store {
             open(TreeId::Tokens)?,
             open(TreeId::Outbox)?,
             open(TreeId::Dead)?,
+            open(TreeId::Revoked)?,
         ];
         let committer = Committer::start(db.clone(), path).map_err(|e| open_err(e.to_string()))?;
         Ok(Store {
@@ -224,6 +229,30 @@ impl Store {
             .collect()
     }
 
+    /// Whether an access token's `jti` was logged out.
+    pub fn is_revoked(&self, jti: Uuid) -> Result<bool, StoreError> {
+        Ok(self.tree(TreeId::Revoked).contains_key(jti.as_bytes())?)
+    }
+
+    /// Forgets revocations of tokens that have expired anyway; returns how many.
+    pub fn purge_revoked(&self, now: u64) -> Result<usize, StoreError> {
+        let tree = self.tree(TreeId::Revoked);
+        let mut purged = 0;
+        for entry in tree.iter() {
+            let (key, value) = entry?;
+            let expires = <[u8; 8]>::try_from(value.as_ref()).map_or(0, u64::from_be_bytes);
+            if expires <= now {
+                tree.remove(key)?;
+                purged += 1;
+            }
+        }
+        Ok(purged)
+    }
+
+    pub fn revoked_count(&self) -> usize {
+        self.tree(TreeId::Revoked).len()
+    }
+
     pub fn dead_count(&self) -> usize {
         self.tree(TreeId::Dead).len()
     }
@@ -253,14 +282,16 @@ impl Store {
     /// Applies `batch` atomically across trees if its preconditions hold.
     /// Not yet durable: follow with [`Store::commit`] before acknowledging.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        let [users, emails, tokens, outbox, dead] = &self.trees;
-        let result = (users, emails, tokens, outbox, dead).transaction(|(u, e, t, o, d)| {
+        let [users, emails, tokens, outbox, dead, revoked] = &self.trees;
+        let trees = (users, emails, tokens, outbox, dead, revoked);
+        let result = trees.transaction(|(u, e, t, o, d, r)| {
             let pick = |id: TreeId| match id {
                 TreeId::Users => u,
                 TreeId::Emails => e,
                 TreeId::Tokens => t,
                 TreeId::Outbox => o,
                 TreeId::Dead => d,
+                TreeId::Revoked => r,
             };
             for (tree, key, want) in &batch.expect {
                 let have = pick(*tree).get(key)?;

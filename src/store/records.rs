@@ -31,6 +31,10 @@ pub struct User {
     /// Unix seconds.
     pub created_at: u64,
     pub confirmed_at: Option<u64>,
+    /// Access tokens carry the generation they were issued in; a password
+    /// change or reset bumps it, which revokes every earlier token at once.
+    #[serde(default)]
+    pub token_gen: u64,
 }
 
 /// The token scopes of the contract; also the `scope` claim.

@@ -126,7 +126,7 @@ async fn malformed_bodies_and_fields() {
         .http
         .post(d.url("/api/auth/register"))
         .header("content-type", "application/json; charset=utf-8")
-        .body(r#"{"email":"extra@example.com","password":"12345678","plan":"gold"}"#)
+        .body(r#"{"email":"extra@example.com","password":"kq8#vz2m","plan":"gold"}"#)
         .send()
         .await
         .unwrap();
@@ -166,7 +166,7 @@ async fn addresses_and_passwords_are_checked_before_anything_is_stored() {
     }
     // Boundaries that pass: 8 and 72 bytes, and non-ASCII that round-trips.
     assert_eq!(
-        d.register("eight@example.com", "12345678").await.status(),
+        d.register("eight@example.com", "kq8#vz2m").await.status(),
         202
     );
     assert_eq!(

@@ -1,11 +1,17 @@
-//! The use cases: register, verify, resend. No HTTP in here: handlers parse,
-//! call one of these, and map the typed result.
+//! The use cases: register, verify and resend here; login, logout, password
+//! change and deletion in [`session`]; forgot and reset in [`reset`]. No
+//! HTTP in here: handlers parse, call one of these, and map the result.
 //!
 //! Each use case reads, decides, and commits the decision as one conditional
 //! [`Batch`]; if anything it read changed meanwhile, it decides again. Every
 //! outcome that the API answers identically (new, pending or active address)
 //! does the same expensive work (one bcrypt hash, one durable commit), so
 //! neither the answer nor its timing tells whether an address has an account.
+
+pub mod policy;
+pub mod reset;
+pub mod session;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -20,6 +26,7 @@ use crate::pool::PoolError;
 use crate::store::{
     Batch, MailKind, QueuedMail, Scope, Status, Store, StoreError, TokenState, TreeId, User, encode,
 };
+use throttle::Throttle;
 
 /// RFC 5321's limit on a forward path, which bounds every usable address.
 pub const MAX_EMAIL_BYTES: usize = 254;
@@ -32,6 +39,16 @@ pub enum AccountError {
     PasswordTooShort,
     #[error("password must be at most {MAX_PASSWORD_BYTES} bytes")]
     PasswordTooLong,
+    #[error("this password is among the most common ones; choose another")]
+    PasswordTooCommon,
+    #[error("the email address or the password is wrong")]
+    InvalidCredentials,
+    #[error("confirm your email address first; a new link can be sent")]
+    EmailUnconfirmed,
+    #[error("a valid access token is required")]
+    Unauthorized,
+    #[error("too many failed attempts; retry in {0} s")]
+    TooManyAttempts(u64),
     #[error(transparent)]
     Token(#[from] TokenError),
     #[error("the password hashing pool is saturated")]
@@ -120,16 +137,44 @@ pub struct Accounts {
     auth: Arc<Auth>,
     composer: Composer,
     mail_ready: Arc<Notify>,
+    throttle: Throttle,
 }
 
 impl Accounts {
-    pub fn new(store: Store, auth: Arc<Auth>, composer: Composer, mail_ready: Arc<Notify>) -> Self {
+    pub fn new(
+        store: Store,
+        auth: Arc<Auth>,
+        composer: Composer,
+        mail_ready: Arc<Notify>,
+        throttle: Throttle,
+    ) -> Self {
         Accounts {
             store,
             auth,
             composer,
             mail_ready,
+            throttle,
         }
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.throttle
+    }
+
+    /// Length, then (on the pool) the common-password check and the hash.
+    pub async fn hash_new_password(&self, password: &str) -> Result<String, AccountError> {
+        validate_password(password)?;
+        let p = password.to_string();
+        let cost = self.auth.cost();
+        self.auth
+            .pool()
+            .run(move || {
+                if policy::is_common(&p) {
+                    return Err(AccountError::PasswordTooCommon);
+                }
+                bcrypt::hash(p.as_bytes(), cost).map_err(|e| AccountError::Internal(e.to_string()))
+            })
+            .await?
     }
 
     pub fn store(&self) -> &Store {
@@ -146,9 +191,13 @@ impl Accounts {
     /// queues an "already registered" notice and changes nothing.
     pub async fn register(&self, email: &str, password: &str) -> Result<(), AccountError> {
         let email = validate_email(email)?;
-        validate_password(password)?;
         // Hashed for every outcome so that all of them take the same time.
-        let hash = self.auth.get_password_hash(password).await?;
+        let hash = self.hash_new_password(password).await?;
+        let mail = self.throttle.mail_allowed(
+            throttle::MailKind::Registration,
+            &email.normalized,
+            auth::now(),
+        );
         loop {
             let existing = self.store.user_by_email(&email.normalized)?;
             let mut batch = Batch::new();
@@ -162,6 +211,7 @@ impl Accounts {
                         status: Status::Pending,
                         created_at: now,
                         confirmed_at: None,
+                        token_gen: 0,
                     };
                     batch.expect(TreeId::Emails, email.normalized.as_bytes(), None);
                     batch.put(
@@ -170,6 +220,7 @@ impl Accounts {
                         user.id.as_bytes().to_vec(),
                     );
                     batch.put(TreeId::Users, user.id.as_bytes(), encode(&user));
+                    // A new account always gets its link: without it, it could never be confirmed.
                     self.issue_confirmation(&mut batch, &user)?;
                 }
                 Some(found) if found.value.status == Status::Pending => {
@@ -178,16 +229,20 @@ impl Accounts {
                     user.email = email.typed.clone();
                     batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
                     batch.put(TreeId::Users, user.id.as_bytes(), encode(&user));
-                    self.issue_confirmation(&mut batch, &user)?;
+                    if mail {
+                        self.issue_confirmation(&mut batch, &user)?;
+                    }
                 }
                 Some(found) => {
                     let user = found.value;
                     batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
-                    let raw = self
-                        .composer
-                        .already_registered(&user.email)
-                        .map_err(|e| AccountError::Internal(e.to_string()))?;
-                    self.queue(&mut batch, MailKind::AlreadyRegistered, &user, raw, None);
+                    if mail {
+                        let raw = self
+                            .composer
+                            .already_registered(&user.email)
+                            .map_err(|e| AccountError::Internal(e.to_string()))?;
+                        self.queue(&mut batch, MailKind::AlreadyRegistered, &user, raw, None);
+                    }
                 }
             }
             match self.store.apply(&batch) {
@@ -202,21 +257,28 @@ impl Accounts {
     /// Queues a new confirmation for a pending account; nothing otherwise.
     pub async fn resend(&self, email: &str) -> Result<(), AccountError> {
         let email = validate_email(email)?;
-        loop {
-            let Some(found) = self.store.user_by_email(&email.normalized)? else {
-                break;
-            };
-            if found.value.status != Status::Pending {
+        let mail = self.throttle.mail_allowed(
+            throttle::MailKind::Registration,
+            &email.normalized,
+            auth::now(),
+        );
+        if mail {
+            loop {
+                let Some(found) = self.store.user_by_email(&email.normalized)? else {
+                    break;
+                };
+                if found.value.status != Status::Pending {
+                    break;
+                }
+                let mut batch = Batch::new();
+                batch.expect(TreeId::Users, found.value.id.as_bytes(), Some(found.raw));
+                self.issue_confirmation(&mut batch, &found.value)?;
+                match self.store.apply(&batch) {
+                    Err(StoreError::Conflict) => continue,
+                    r => r?,
+                }
                 break;
             }
-            let mut batch = Batch::new();
-            batch.expect(TreeId::Users, found.value.id.as_bytes(), Some(found.raw));
-            self.issue_confirmation(&mut batch, &found.value)?;
-            match self.store.apply(&batch) {
-                Err(StoreError::Conflict) => continue,
-                r => r?,
-            }
-            break;
         }
         // Committed for every outcome, so a queued mail's fsync does not time-stamp the answer.
         self.commit_and_wake().await
@@ -225,6 +287,27 @@ impl Accounts {
     /// Confirms the address behind a `registration` token, once.
     pub async fn verify(&self, token: &str) -> Result<Verified, AccountError> {
         let claims = self.auth.decode(token, Scope::Registration)?;
+        let user = self
+            .consume_token(&claims, Scope::Registration, |user, now| {
+                if user.status == Status::Pending {
+                    user.status = Status::Active;
+                    user.confirmed_at = Some(now);
+                }
+                Ok(())
+            })
+            .await?;
+        Ok(Verified { user })
+    }
+
+    /// Uses a single-use token: it must be the user's latest of its scope and
+    /// unused. `change` edits the user in the same transaction that marks
+    /// the token used; the result is durable when this returns.
+    pub(crate) async fn consume_token(
+        &self,
+        claims: &auth::Claims,
+        scope: Scope,
+        change: impl Fn(&mut User, u64) -> Result<(), AccountError>,
+    ) -> Result<User, AccountError> {
         let (Some(user_id), Some(jti)) = (claims.user_id(), claims.jti()) else {
             return Err(TokenError::Invalid.into());
         };
@@ -232,11 +315,11 @@ impl Accounts {
             let Some(found) = self.store.user(user_id)? else {
                 return Err(TokenError::Invalid.into());
             };
-            let Some(state) = self.store.token_state(user_id, Scope::Registration)? else {
+            let Some(state) = self.store.token_state(user_id, scope)? else {
                 return Err(TokenError::Invalid.into());
             };
             if state.value.jti != jti {
-                // A newer confirmation was issued; only its link counts.
+                // A newer token of this scope was issued; only it counts.
                 return Err(TokenError::Invalid.into());
             }
             if state.value.used_at.is_some() {
@@ -244,13 +327,10 @@ impl Accounts {
             }
             let now = auth::now();
             let mut user = found.value.clone();
-            if user.status == Status::Pending {
-                user.status = Status::Active;
-                user.confirmed_at = Some(now);
-            }
+            change(&mut user, now)?;
             let mut used = state.value.clone();
             used.used_at = Some(now);
-            let key = TokenState::key(user_id, Scope::Registration);
+            let key = TokenState::key(user_id, scope);
             let mut batch = Batch::new();
             batch.expect(TreeId::Users, user_id.as_bytes(), Some(found.raw));
             batch.expect(TreeId::Tokens, key.clone(), Some(state.raw));
@@ -263,17 +343,38 @@ impl Accounts {
             break user;
         };
         self.store.commit().await?;
-        Ok(Verified { user })
+        Ok(user)
     }
 
     /// Adds a fresh confirmation token (voiding earlier ones) and its mail.
     fn issue_confirmation(&self, batch: &mut Batch, user: &User) -> Result<(), AccountError> {
-        let key = TokenState::key(user.id, Scope::Registration);
-        let current = self.store.token_state(user.id, Scope::Registration)?;
+        let (token, exp) = self.issue_single_use(batch, user, Scope::Registration)?;
+        let raw = self
+            .composer
+            .confirmation(&user.email, &token)
+            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        self.queue(batch, MailKind::Confirmation, user, raw, Some(exp));
+        Ok(())
+    }
+
+    /// A new single-use token of `scope`, recorded as the user's latest
+    /// (which voids earlier ones); returns it with its expiry.
+    pub(crate) fn issue_single_use(
+        &self,
+        batch: &mut Batch,
+        user: &User,
+        scope: Scope,
+    ) -> Result<(String, u64), AccountError> {
+        let key = TokenState::key(user.id, scope);
+        let current = self.store.token_state(user.id, scope)?;
         batch.expect(TreeId::Tokens, key.clone(), current.map(|c| c.raw));
+        let ttl = match scope {
+            Scope::PasswordReset => self.auth.reset_ttl(),
+            _ => self.auth.confirmation_ttl(),
+        };
         let (token, claims) = self
             .auth
-            .create_confirmation_token(user.id)
+            .create_scoped_token(user.id, scope, ttl)
             .map_err(|e| AccountError::Internal(e.to_string()))?;
         let state = TokenState {
             jti: claims.jti().unwrap_or_default(),
@@ -282,15 +383,10 @@ impl Accounts {
             used_at: None,
         };
         batch.put(TreeId::Tokens, key, encode(&state));
-        let raw = self
-            .composer
-            .confirmation(&user.email, &token)
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
-        self.queue(batch, MailKind::Confirmation, user, raw, Some(claims.exp));
-        Ok(())
+        Ok((token, claims.exp))
     }
 
-    fn queue(
+    pub(crate) fn queue(
         &self,
         batch: &mut Batch,
         kind: MailKind,
@@ -315,7 +411,7 @@ impl Accounts {
         batch.put(TreeId::Outbox, mail.id.as_bytes(), encode(&mail));
     }
 
-    async fn commit_and_wake(&self) -> Result<(), AccountError> {
+    pub(crate) async fn commit_and_wake(&self) -> Result<(), AccountError> {
         self.store.commit().await?;
         self.mail_ready.notify_one();
         Ok(())
