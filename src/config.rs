@@ -73,6 +73,7 @@ pub struct Config {
     pub mail: MailConfig,
     pub limits: LimitsConfig,
     pub logging: LoggingConfig,
+    pub branding: BrandingConfig,
     pub dev: DevConfig,
 }
 
@@ -152,6 +153,15 @@ pub struct LoggingConfig {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct BrandingConfig {
+    /// Shown on every page.
+    pub product_name: String,
+    /// Shown on every page when set, for people who need help.
+    pub support_email: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DevConfig {
     pub sink: bool,
     pub sink_listen: String,
@@ -210,6 +220,10 @@ impl Default for Config {
             },
             logging: LoggingConfig {
                 filter: "info".into(),
+            },
+            branding: BrandingConfig {
+                product_name: "signupd".into(),
+                support_email: String::new(),
             },
             dev: DevConfig {
                 sink: false,
@@ -594,6 +608,17 @@ impl Config {
             return err(format!(
                 "`logging.filter` is not a valid filter such as \"info\" or \"signupd=debug\": {:?}",
                 self.logging.filter
+            ));
+        }
+        if self.branding.product_name.trim().is_empty() {
+            return err("`branding.product_name` must not be empty");
+        }
+        if !self.branding.support_email.is_empty()
+            && crate::accounts::validate_email(&self.branding.support_email).is_err()
+        {
+            return err(format!(
+                "`branding.support_email` must be an address such as \"help@example.com\", got {:?}",
+                self.branding.support_email
             ));
         }
         socket_addr("dev.sink_listen", &self.dev.sink_listen)?;

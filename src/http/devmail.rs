@@ -9,7 +9,7 @@ use crate::sink::inbox::{Inbox, StoredMessage};
 
 use super::App;
 use super::api::{ApiResult, json_response};
-use super::pages::{escape, page};
+use super::pages::escape;
 use super::problem::Problem;
 
 fn inbox(app: &App) -> Result<&Inbox, Problem> {
@@ -52,6 +52,18 @@ pub fn clear(app: &App) -> ApiResult {
     Ok(super::api::no_content())
 }
 
+/// The inbox's "empty" button: a form can only POST, then back to the inbox.
+pub fn clear_form(app: &App) -> ApiResult {
+    inbox(app)?.clear();
+    let mut resp = super::api::no_content();
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    resp.headers_mut().insert(
+        "location",
+        hyper::header::HeaderValue::from_static("/dev/mail"),
+    );
+    Ok(resp)
+}
+
 /// Escapes `text` and turns http(s) URLs into links, leaving out the
 /// punctuation that ends a sentence ("…/verify/TOKEN.").
 pub fn linkify(text: &str) -> String {
@@ -81,21 +93,24 @@ pub fn linkify(text: &str) -> String {
 pub fn inbox_page(app: &App) -> ApiResult {
     let messages = inbox(app)?.list();
     let mut body = format!(
-        "<p>{} message(s) received by the built-in SMTP sink, newest first.</p>",
+        "<p>{} message(s) received by the built-in SMTP sink, newest first. \
+         Open one to read it; its links work.</p>\
+         <form method=\"post\" action=\"/dev/mail/clear\">\
+         <button type=\"submit\">Empty the inbox</button></form>",
         messages.len()
     );
     for m in &messages {
         let raw = String::from_utf8_lossy(&m.raw);
         body.push_str(&format!(
-            "<details><summary><strong>{}</strong> to {} <small>{}</small></summary>\
-             <pre style=\"white-space:pre-wrap;word-break:break-all\">{}</pre></details>",
+            "<details class=\"message\"><summary><strong>{}</strong> to {} \
+             <small>{}</small></summary><pre>{}</pre></details>",
             escape(&m.subject),
             escape(&m.to.join(", ")),
             rfc3339(m.received_at),
             linkify(&raw)
         ));
     }
-    Ok(page(StatusCode::OK, "Dev mail", &body))
+    Ok(app.html(StatusCode::OK, "Dev mail", &body))
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use crate::sink::inbox::Inbox;
 
 use body::BodyLimits;
 use client_ip::Cidr;
-use limits::Limiter;
+use limits::{Limited, Limiter};
 use problem::{Body, Problem};
 use routes::{Endpoint, Match};
 
@@ -156,16 +156,18 @@ async fn dispatch(
         Endpoint::Reset if body::is_form(&req) => Ok(pages::reset_submit(&app, req).await),
         Endpoint::Reset => api::reset(&app, req).await,
         Endpoint::Change => api::change(&app, req).await,
-        Endpoint::ResetPage => Ok(pages::reset_page(&token)),
+        Endpoint::ResetPage => Ok(pages::reset_page(&app, &token)),
         Endpoint::Healthz => Ok(api::healthz()),
         Endpoint::Readyz => Ok(api::readyz(&app)),
-        Endpoint::VerifyPage => Ok(pages::verify_page(&token)),
+        Endpoint::VerifyPage => Ok(pages::verify_page(&app, &token)),
         Endpoint::VerifyConfirm => Ok(pages::verify_confirm(&app, req, &token).await),
-        Endpoint::ResendForm => Ok(pages::resend_form_submit(&app, req, ip).await),
+        Endpoint::ResendForm => Ok(pages::email_form_submit(&app, req, ip, Limited::Resend).await),
+        Endpoint::ForgotForm => Ok(pages::email_form_submit(&app, req, ip, Limited::Forgot).await),
         Endpoint::DevInbox => devmail::inbox_page(&app),
         Endpoint::DevList => devmail::list(&app),
         Endpoint::DevMessage => devmail::message(&app, &token),
         Endpoint::DevClear => devmail::clear(&app),
+        Endpoint::DevClearForm => devmail::clear_form(&app),
     };
     result.unwrap_or_else(Problem::into_response)
 }

@@ -19,12 +19,14 @@ pub enum Endpoint {
     VerifyPage,
     VerifyConfirm,
     ResendForm,
+    ForgotForm,
     Healthz,
     Readyz,
     DevInbox,
     DevList,
     DevMessage,
     DevClear,
+    DevClearForm,
 }
 
 /// (path pattern, [(method, endpoint)]); `{}` matches one non-empty segment.
@@ -62,6 +64,7 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         ],
     ),
     ("/resend", &[(Method::POST, Endpoint::ResendForm)]),
+    ("/forgot", &[(Method::POST, Endpoint::ForgotForm)]),
     ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
     ("/readyz", &[(Method::GET, Endpoint::Readyz)]),
     ("/dev/mail", &[(Method::GET, Endpoint::DevInbox)]),

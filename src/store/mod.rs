@@ -412,6 +412,29 @@ mod tests {
     }
 
     #[test]
+    fn expired_revocations_are_purged_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 4).unwrap();
+        let (old, live) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut b = Batch::new();
+        b.put(
+            TreeId::Revoked,
+            old.as_bytes(),
+            1000u64.to_be_bytes().to_vec(),
+        );
+        b.put(
+            TreeId::Revoked,
+            live.as_bytes(),
+            2000u64.to_be_bytes().to_vec(),
+        );
+        store.apply(&b).unwrap();
+        assert_eq!(store.purge_revoked(1500).unwrap(), 1);
+        assert!(!store.is_revoked(old).unwrap());
+        assert!(store.is_revoked(live).unwrap());
+        assert_eq!(store.revoked_count(), 1);
+    }
+
+    #[test]
     fn second_open_is_refused_while_held() {
         let dir = tempfile::tempdir().unwrap();
         let _store = Store::open(dir.path(), 4).unwrap();

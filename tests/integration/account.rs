@@ -545,3 +545,39 @@ async fn limits_trip_per_ip_per_address_and_per_account() {
     let r = login(&d, "lim@example.com", PW).await;
     assert_eq!(problem_code(r).await.1, "rate_limited");
 }
+
+#[tokio::test]
+async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
+    let limited = [
+        ("SIGNUPD_LIMITS__ENABLED", "true"),
+        ("SIGNUPD_LIMITS__PER_IP_PER_MINUTE", "1"),
+    ];
+    let forgot = |d: &TestDaemon, client: &'static str| {
+        d.http
+            .post(d.url("/api/auth/password/forgot"))
+            .header("x-forwarded-for", format!("6.6.6.6, {client}"))
+            .json(&json!({"email": "x@example.com"}))
+            .send()
+    };
+    // Behind a trusted proxy, each client has its own bucket; the spoofable left part is ignored.
+    let mut env = limited.to_vec();
+    env.push(("SIGNUPD_LIMITS__TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#));
+    let d = TestDaemon::start_with(&env);
+    assert_eq!(forgot(&d, "203.0.113.1").await.unwrap().status(), 202);
+    assert_eq!(forgot(&d, "203.0.113.2").await.unwrap().status(), 202);
+    assert_eq!(
+        problem_code(forgot(&d, "203.0.113.1").await.unwrap())
+            .await
+            .1,
+        "rate_limited"
+    );
+    // From an untrusted peer the header is ignored: all share the peer's bucket.
+    let d = TestDaemon::start_with(&limited);
+    assert_eq!(forgot(&d, "203.0.113.1").await.unwrap().status(), 202);
+    assert_eq!(
+        problem_code(forgot(&d, "203.0.113.2").await.unwrap())
+            .await
+            .1,
+        "rate_limited"
+    );
+}
