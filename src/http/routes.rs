@@ -79,6 +79,7 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
         "/dev/mail/messages/{}",
         &[(Method::GET, Endpoint::DevMessage)],
     ),
+    ("/dev/mail/clear", &[(Method::POST, Endpoint::DevClearForm)]),
 ];
 
 #[derive(Debug, PartialEq, Eq)]

@@ -29,6 +29,8 @@ pub struct TestDaemon {
     pub dir: Arc<tempfile::TempDir>,
     env: Vec<(String, String)>,
     pub log: Arc<Mutex<Vec<String>>>,
+    /// The dev sink's address, in `--dev` mode.
+    pub sink_addr: Option<SocketAddr>,
     close_log: Arc<std::sync::atomic::AtomicBool>,
     pub http: reqwest::Client,
 }
@@ -66,12 +68,32 @@ impl TestDaemon {
         Self::spawn(dir, env)
     }
 
+    /// `serve --dev`: the built-in sink on a port of its own, and links in
+    /// mails that point at this daemon, so a browser can follow them.
+    pub fn start_dev() -> TestDaemon {
+        let port = free_port();
+        let listen = format!("127.0.0.1:{port}");
+        let url = format!("http://127.0.0.1:{port}");
+        Self::start_with(&[
+            ("--dev", ""),
+            ("SIGNUPD_SERVER__LISTEN", &listen),
+            ("SIGNUPD_SERVER__PUBLIC_URL", &url),
+            ("SIGNUPD_DEV__SINK_LISTEN", "127.0.0.1:0"),
+        ])
+    }
+
     fn spawn(dir: Arc<tempfile::TempDir>, env: Vec<(String, String)>) -> TestDaemon {
+        let dev = env.iter().any(|(k, _)| k == "--dev");
         let mut child = Command::new(BIN)
             .arg("serve")
             .arg("--config")
             .arg(Self::config_path(dir.path()))
-            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(dev.then_some("--dev"))
+            .envs(
+                env.iter()
+                    .filter(|(k, _)| k != "--dev")
+                    .map(|(k, v)| (k, v)),
+            )
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -93,6 +115,7 @@ impl TestDaemon {
                     break;
                 }
                 if line.contains("listening")
+                    && !line.contains("SMTP")
                     && let Some(addr) = line.split("addr=").nth(1)
                     && let Some(tx) = tx.take()
                 {
@@ -109,12 +132,21 @@ impl TestDaemon {
                 panic!("daemon did not start:\n{}", log.lock().unwrap().join("\n"));
             }
         };
+        let sink_addr = log
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("SMTP sink listening"))
+            .and_then(|l| l.split("addr=").nth(1))
+            .and_then(|a| a.split_whitespace().next())
+            .and_then(|a| a.parse().ok());
         TestDaemon {
             child: Some(child),
             addr,
             dir,
             env,
             log,
+            sink_addr,
             close_log: close,
             http: reqwest::Client::new(),
         }
