@@ -276,3 +276,36 @@ async fn resend_answers_alike_and_mails_only_pending_accounts() {
     );
     assert_eq!(d.verify(&verify_token(&mail[3])).await.status(), 200);
 }
+
+#[tokio::test]
+async fn pages_carry_the_configured_branding() {
+    let d = TestDaemon::start_with(&[
+        ("SIGNUPD_BRANDING__PRODUCT_NAME", "Acme <Accounts>"),
+        ("SIGNUPD_BRANDING__SUPPORT_EMAIL", "help@acme.example"),
+    ]);
+    let html = d
+        .http
+        .get(d.url("/verify/some-token"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<header>Acme &lt;Accounts&gt;</header>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<title>Confirm your address · Acme &lt;Accounts&gt;</title>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<a href=\"mailto:help@acme.example\">help@acme.example</a>"),
+        "{html}"
+    );
+    assert!(
+        html.contains("<html lang=\"en\">") && html.contains("name=\"viewport\""),
+        "{html}"
+    );
+}
