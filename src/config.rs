@@ -149,6 +149,8 @@ pub struct LimitsConfig {
 pub struct LoggingConfig {
     /// A `RUST_LOG`-style filter; the `RUST_LOG` variable wins when set.
     pub filter: String,
+    /// "text", or "json" for one JSON object per line.
+    pub format: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,6 +222,7 @@ impl Default for Config {
             },
             logging: LoggingConfig {
                 filter: "info".into(),
+                format: "text".into(),
             },
             branding: BrandingConfig {
                 product_name: "signupd".into(),
@@ -608,6 +611,12 @@ impl Config {
             return err(format!(
                 "`logging.filter` is not a valid filter such as \"info\" or \"signupd=debug\": {:?}",
                 self.logging.filter
+            ));
+        }
+        if !["text", "json"].contains(&self.logging.format.as_str()) {
+            return err(format!(
+                "`logging.format` must be \"text\" or \"json\", got {:?}",
+                self.logging.format
             ));
         }
         if self.branding.product_name.trim().is_empty() {

@@ -29,6 +29,7 @@ pub mod config;
 pub mod http;
 pub mod mailer;
 pub mod pool;
+pub mod service;
 pub mod sink;
 pub mod store;
 
@@ -197,8 +198,17 @@ impl Daemon {
             }
         });
         let deadline = Duration::from_secs(app.config.server.shutdown_timeout);
+        let watchdog = tokio::spawn(service::watchdog(store.clone(), background.clone()));
+        http::metrics::handle();
+        service::ready();
+        let stopping = shutdown.clone();
+        tokio::spawn(async move {
+            stopping.cancelled().await;
+            service::stopping();
+        });
         http::server::serve(listeners.http, app, shutdown).await;
         background.cancel();
+        let _ = watchdog.await;
         if tokio::time::timeout(deadline, worker).await.is_err() {
             tracing::warn!("the mail worker did not stop in time; unsent mail stays queued");
         }

@@ -125,11 +125,11 @@ fn load(arg: ConfigArg, dev: bool, secret_optional: bool) -> anyhow::Result<Load
     })?)
 }
 
-fn init_logging(filter: &str) {
+fn init_logging(cfg: &config::LoggingConfig) {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(f) if !f.is_empty() => EnvFilter::new(f),
-        _ => EnvFilter::new(filter),
+        _ => EnvFilter::new(&cfg.filter),
     };
     // A failed log write must not matter: by default tracing-subscriber
     // reports it with eprintln!, which panics when stderr is gone.
@@ -139,16 +139,17 @@ fn init_logging(filter: &str) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     // journald stamps every line itself.
-    if std::env::var_os("JOURNAL_STREAM").is_some() {
-        builder.without_time().init();
-    } else {
-        builder.init();
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    match (cfg.format.as_str(), journald) {
+        ("json", _) => builder.json().init(),
+        (_, true) => builder.without_time().init(),
+        _ => builder.init(),
     }
 }
 
 fn serve_command(arg: ConfigArg, dev: bool) -> anyhow::Result<()> {
     let loaded = load(arg, dev, false)?;
-    init_logging(&loaded.config.logging.filter);
+    init_logging(&loaded.config.logging);
     if loaded.generated_secret {
         tracing::warn!(
             "--dev without a secret key: using a random one for this run; tokens will not survive a restart"
@@ -175,7 +176,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn sink_command(listen: std::net::SocketAddr, smtputf8: bool) -> anyhow::Result<()> {
-    init_logging("info");
+    init_logging(&config::Config::default().logging);
     runtime()?.block_on(async move {
         let listener = tokio::net::TcpListener::bind(listen)
             .await

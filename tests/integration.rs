@@ -15,6 +15,8 @@ mod durability;
 mod mail;
 #[path = "integration/server.rs"]
 mod server;
+#[path = "integration/service.rs"]
+mod service;
 #[path = "integration/signup.rs"]
 mod signup;
 #[path = "integration/sink.rs"]

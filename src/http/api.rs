@@ -151,6 +151,15 @@ pub async fn reset(app: &App, req: Request<Incoming>) -> ApiResult {
     Ok(json_response(StatusCode::OK, user_json(&user)))
 }
 
+pub fn metrics(app: &App) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from(super::metrics::render(app))));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}
+
 pub fn healthz() -> Response<Body> {
     let mut resp = Response::new(Full::new(Bytes::from_static(b"ok")));
     resp.headers_mut()

@@ -6,6 +6,7 @@ pub mod body;
 pub mod client_ip;
 pub mod devmail;
 pub mod limits;
+pub mod metrics;
 pub mod pages;
 pub mod problem;
 pub mod routes;
@@ -68,6 +69,7 @@ impl App {
     /// Forgets limiter state and revocations that no longer matter.
     pub fn purge(&self) {
         let now = crate::auth::now();
+        metrics::handle().run_upkeep();
         self.limiter.purge();
         self.accounts.throttle().purge(now);
         match self.accounts.store().purge_revoked(now) {
@@ -121,6 +123,11 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>, peer: SocketAddr) -> 
             (pattern, resp)
         }
     };
+    metrics::record_request(
+        pattern,
+        resp.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     // The route pattern, never the path: paths carry tokens.
     tracing::info!(
         target: "signupd::access",
@@ -159,6 +166,7 @@ async fn dispatch(
         Endpoint::ResetPage => Ok(pages::reset_page(&app, &token)),
         Endpoint::Healthz => Ok(api::healthz()),
         Endpoint::Readyz => Ok(api::readyz(&app)),
+        Endpoint::Metrics => Ok(api::metrics(&app)),
         Endpoint::VerifyPage => Ok(pages::verify_page(&app, &token)),
         Endpoint::VerifyConfirm => Ok(pages::verify_confirm(&app, req, &token).await),
         Endpoint::ResendForm => Ok(pages::email_form_submit(&app, req, ip, Limited::Resend).await),

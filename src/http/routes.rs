@@ -22,6 +22,7 @@ pub enum Endpoint {
     ForgotForm,
     Healthz,
     Readyz,
+    Metrics,
     DevInbox,
     DevList,
     DevMessage,
@@ -67,6 +68,7 @@ pub const ROUTES: &[(&str, &[(Method, Endpoint)])] = &[
     ("/forgot", &[(Method::POST, Endpoint::ForgotForm)]),
     ("/healthz", &[(Method::GET, Endpoint::Healthz)]),
     ("/readyz", &[(Method::GET, Endpoint::Readyz)]),
+    ("/metrics", &[(Method::GET, Endpoint::Metrics)]),
     ("/dev/mail", &[(Method::GET, Endpoint::DevInbox)]),
     (
         "/dev/mail/messages",

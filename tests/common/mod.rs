@@ -89,12 +89,13 @@ impl TestDaemon {
             .arg("--config")
             .arg(Self::config_path(dir.path()))
             .args(dev.then_some("--dev"))
+            // Tests may ask for another filter in `env`.
+            .env("RUST_LOG", "info")
             .envs(
                 env.iter()
                     .filter(|(k, _)| k != "--dev")
                     .map(|(k, v)| (k, v)),
             )
-            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -116,10 +117,9 @@ impl TestDaemon {
                 }
                 if line.contains("listening")
                     && !line.contains("SMTP")
-                    && let Some(addr) = line.split("addr=").nth(1)
+                    && let Some(addr) = listen_addr(&line)
                     && let Some(tx) = tx.take()
                 {
-                    let addr = addr.split_whitespace().next().unwrap_or("").to_string();
                     let _ = tx.send(addr);
                 }
                 sink.lock().unwrap().push(line);
@@ -279,6 +279,15 @@ impl TestDaemon {
             Err(_) => false,
         }
     }
+}
+
+/// The address in a "listening" log line, plain (`addr=…`) or JSON (`"addr":"…"`).
+fn listen_addr(line: &str) -> Option<String> {
+    if let Some(rest) = line.split("addr=").nth(1) {
+        return rest.split_whitespace().next().map(str::to_string);
+    }
+    let rest = line.split("\"addr\":\"").nth(1)?;
+    rest.split('"').next().map(str::to_string)
 }
 
 impl Drop for TestDaemon {
