@@ -24,6 +24,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accounts;
+pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod http;
@@ -199,6 +200,12 @@ impl Daemon {
         });
         let deadline = Duration::from_secs(app.config.server.shutdown_timeout);
         let watchdog = tokio::spawn(service::watchdog(store.clone(), background.clone()));
+        let admin_path = app.config.admin_socket_path();
+        let admin = tokio::spawn(admin::serve(
+            admin::bind(&admin_path)?,
+            app.clone(),
+            background.clone(),
+        ));
         http::metrics::handle();
         service::ready();
         let stopping = shutdown.clone();
@@ -209,6 +216,8 @@ impl Daemon {
         http::server::serve(listeners.http, app, shutdown).await;
         background.cancel();
         let _ = watchdog.await;
+        let _ = admin.await;
+        let _ = std::fs::remove_file(&admin_path);
         if tokio::time::timeout(deadline, worker).await.is_err() {
             tracing::warn!("the mail worker did not stop in time; unsent mail stays queued");
         }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use signupd::config::{self, LoadOptions, Loaded};
 use signupd::sink::Sink;
 use signupd::sink::session::SessionConfig;
-use signupd::{Daemon, Listeners, accounts, auth};
+use signupd::{Daemon, Listeners, accounts, admin, auth};
 
 #[derive(Parser)]
 #[command(name = "signupd", version, about = "Account sign-up as one daemon")]
@@ -23,7 +23,7 @@ struct Cli {
 #[derive(Args, Clone)]
 struct ConfigArg {
     /// Configuration file [default: ./daemon.toml, then /etc/signupd/daemon.toml]
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
 }
 
@@ -66,6 +66,52 @@ enum Command {
         #[command(subcommand)]
         kind: MailKind,
     },
+    /// Accounts of the running daemon.
+    Users {
+        #[command(subcommand)]
+        action: UsersAction,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// The running daemon's mail queue: pending and dead messages.
+    Queue {
+        #[command(subcommand)]
+        action: QueueAction,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Write a consistent snapshot of the running daemon's store to FILE.
+    Backup {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Replace the store with a snapshot; refused while the daemon runs.
+    Restore {
+        file: PathBuf,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum UsersAction {
+    List,
+    Show { email: String },
+    Delete { email: String },
+}
+
+#[derive(Subcommand)]
+enum QueueAction {
+    List,
+    /// Send a pending or dead message again, now.
+    Retry {
+        id: String,
+    },
+    /// Remove a pending or dead message.
+    Drop {
+        id: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -107,6 +153,10 @@ fn main() -> ExitCode {
                     config,
                 },
         } => mail_confirmation_command(config, &token, &email),
+        Command::Users { action, config } => users_command(config, action),
+        Command::Queue { action, config } => queue_command(config, action),
+        Command::Backup { file, config } => backup_command(config, &file),
+        Command::Restore { file, config } => restore_command(config, &file),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -263,5 +313,85 @@ fn hash_password_command(arg: ConfigArg) -> anyhow::Result<()> {
     accounts::validate_password(password)?;
     let hash = auth::hash_now(password, loaded.config.auth.bcrypt_cost as u32)?;
     println!("{hash}");
+    Ok(())
+}
+
+fn admin_socket(arg: ConfigArg) -> anyhow::Result<PathBuf> {
+    Ok(load(arg, false, true)?.config.admin_socket_path())
+}
+
+fn users_command(arg: ConfigArg, action: UsersAction) -> anyhow::Result<()> {
+    let socket = admin_socket(arg)?;
+    let (req, list) = match action {
+        UsersAction::List => (serde_json::json!({"cmd": "users_list"}), true),
+        UsersAction::Show { email } => (
+            serde_json::json!({"cmd": "users_show", "email": email}),
+            false,
+        ),
+        UsersAction::Delete { email } => (
+            serde_json::json!({"cmd": "users_delete", "email": email}),
+            false,
+        ),
+    };
+    let data = admin::request(&socket, req)?;
+    if list {
+        for u in data.as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<7}  {}  {}",
+                u["id"].as_str().unwrap_or(""),
+                u["status"].as_str().unwrap_or(""),
+                u["created_at"].as_str().unwrap_or(""),
+                u["email"].as_str().unwrap_or("")
+            );
+        }
+    } else {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    }
+    Ok(())
+}
+
+fn queue_command(arg: ConfigArg, action: QueueAction) -> anyhow::Result<()> {
+    let socket = admin_socket(arg)?;
+    let req = match &action {
+        QueueAction::List => serde_json::json!({"cmd": "queue_list"}),
+        QueueAction::Retry { id } => serde_json::json!({"cmd": "queue_retry", "id": id}),
+        QueueAction::Drop { id } => serde_json::json!({"cmd": "queue_drop", "id": id}),
+    };
+    let data = admin::request(&socket, req)?;
+    if let QueueAction::List = action {
+        for m in data.as_array().into_iter().flatten() {
+            println!(
+                "{}  {:<7}  attempts={}  {}  {}  {}",
+                m["id"].as_str().unwrap_or(""),
+                m["state"].as_str().unwrap_or(""),
+                m["attempts"],
+                m["kind"].as_str().unwrap_or(""),
+                m["to"].as_str().unwrap_or(""),
+                m["last_error"].as_str().unwrap_or("-")
+            );
+        }
+    } else {
+        println!("{}", serde_json::to_string_pretty(&data)?);
+    }
+    Ok(())
+}
+
+fn backup_command(arg: ConfigArg, file: &std::path::Path) -> anyhow::Result<()> {
+    let records = admin::backup(&admin_socket(arg)?, file)?;
+    eprintln!("wrote {records} records to {}", file.display());
+    Ok(())
+}
+
+fn restore_command(arg: ConfigArg, file: &std::path::Path) -> anyhow::Result<()> {
+    let loaded = load(arg, false, true)?;
+    let path = std::path::Path::new(&loaded.config.storage.path);
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let store = signupd::store::Store::open(path, loaded.config.storage.cache_mb)
+        .map_err(|e| anyhow::anyhow!("{e}; stop the daemon before restoring"))?;
+    let records = store.restore(std::io::BufReader::new(input))?;
+    store.commit_blocking()?;
+    store.close();
+    eprintln!("restored {records} records into {}", path.display());
     Ok(())
 }

@@ -5,6 +5,8 @@ mod common;
 
 #[path = "integration/account.rs"]
 mod account;
+#[path = "integration/admin.rs"]
+mod admin;
 #[path = "integration/bad_input.rs"]
 mod bad_input;
 #[path = "integration/cli.rs"]

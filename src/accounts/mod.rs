@@ -157,6 +157,11 @@ impl Accounts {
         }
     }
 
+    /// Tells the mail worker to look at the queue now.
+    pub fn wake_mail(&self) {
+        self.mail_ready.notify_one();
+    }
+
     pub fn throttle(&self) -> &Throttle {
         &self.throttle
     }

@@ -123,6 +123,12 @@ impl Accounts {
     pub async fn delete(&self, token: &str, password: &str) -> Result<(), AccountError> {
         let (user, _) = self.authenticate(token)?;
         self.check_password(&user, password).await?;
+        self.delete_user(&user).await
+    }
+
+    /// Removes an account with everything that belongs to it (also the
+    /// operator's `signupd users delete`).
+    pub async fn delete_user(&self, user: &User) -> Result<(), AccountError> {
         let normalized = validate_email(&user.email)
             .map(|e| e.normalized)
             .map_err(|_| AccountError::Internal("stored address no longer validates".into()))?;

@@ -14,6 +14,7 @@ mod records;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -49,7 +50,7 @@ pub enum TreeId {
 }
 
 impl TreeId {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             TreeId::Users => "users",
             TreeId::Emails => "emails",
@@ -59,7 +60,7 @@ impl TreeId {
             TreeId::Revoked => "revoked",
         }
     }
-    const ALL: [TreeId; 6] = [
+    pub const ALL: [TreeId; 6] = [
         TreeId::Users,
         TreeId::Emails,
         TreeId::Tokens,
@@ -105,7 +106,13 @@ pub struct Store {
     trees: [sled::Tree; 6],
     committer: Committer,
     path: PathBuf,
+    /// Batches hold it shared; a snapshot holds it alone, so a backup sees
+    /// every tree at one instant (sled has no cross-tree snapshot).
+    gate: Arc<RwLock<()>>,
 }
+
+/// First line of a backup file.
+pub const BACKUP_MAGIC: &str = "signupd-backup";
 
 impl Store {
     /// Opens (or creates) the store; fails if another process holds it.
@@ -145,6 +152,7 @@ impl Store {
             trees,
             committer,
             path: path.to_path_buf(),
+            gate: Arc::default(),
         })
     }
 
@@ -282,6 +290,7 @@ impl Store {
     /// Applies `batch` atomically across trees if its preconditions hold.
     /// Not yet durable: follow with [`Store::commit`] before acknowledging.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        let _shared = self.gate.read().unwrap_or_else(|e| e.into_inner());
         let [users, emails, tokens, outbox, dead, revoked] = &self.trees;
         let trees = (users, emails, tokens, outbox, dead, revoked);
         let result = trees.transaction(|(u, e, t, o, d, r)| {
@@ -312,6 +321,71 @@ impl Store {
             Err(TransactionError::Abort(())) => Err(StoreError::Conflict),
             Err(TransactionError::Storage(e)) => Err(StoreError::Sled(e)),
         }
+    }
+
+    /// Writes every record of every tree to `out`, as of one instant:
+    /// a header line, then one JSON line per record (keys and values in hex).
+    pub fn snapshot(&self, out: &mut impl std::io::Write) -> Result<u64, StoreError> {
+        let _alone = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        let io = |e: std::io::Error| StoreError::Durability(e.to_string());
+        writeln!(
+            out,
+            "{}",
+            serde_json::json!({"format": BACKUP_MAGIC, "version": 1, "created_at": crate::auth::now()})
+        )
+        .map_err(io)?;
+        let mut n = 0;
+        for t in TreeId::ALL {
+            for entry in self.tree(t).iter() {
+                let (k, v) = entry?;
+                let line = serde_json::json!({"tree": t.name(), "key": hex(&k), "value": hex(&v)});
+                writeln!(out, "{line}").map_err(io)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Replaces every tree with a snapshot's records; for a store no daemon
+    /// holds. Checks the whole file before it changes anything.
+    pub fn restore(&self, input: impl std::io::BufRead) -> Result<u64, StoreError> {
+        let bad = |msg: String| StoreError::Corrupt {
+            tree: "backup",
+            error: msg,
+        };
+        let mut lines = input.lines();
+        let header: serde_json::Value = lines
+            .next()
+            .ok_or_else(|| bad("empty file".into()))?
+            .map_err(|e| bad(e.to_string()))
+            .and_then(|l| serde_json::from_str(&l).map_err(|e| bad(e.to_string())))?;
+        if header["format"] != BACKUP_MAGIC {
+            return Err(bad("not a signupd backup".into()));
+        }
+        let mut records = Vec::new();
+        for (i, line) in lines.enumerate() {
+            let line = line.map_err(|e| bad(e.to_string()))?;
+            let v: serde_json::Value =
+                serde_json::from_str(&line).map_err(|e| bad(format!("line {}: {e}", i + 2)))?;
+            let tree = TreeId::ALL
+                .into_iter()
+                .find(|t| v["tree"] == t.name())
+                .ok_or_else(|| bad(format!("line {}: unknown tree", i + 2)))?;
+            let field = |f: &str| {
+                v[f].as_str()
+                    .and_then(unhex)
+                    .ok_or_else(|| bad(format!("line {}: bad {f}", i + 2)))
+            };
+            records.push((tree, field("key")?, field("value")?));
+        }
+        let _alone = self.gate.write().unwrap_or_else(|e| e.into_inner());
+        for t in TreeId::ALL {
+            self.tree(t).clear()?;
+        }
+        for (tree, k, v) in &records {
+            self.tree(*tree).insert(k.as_slice(), v.as_slice())?;
+        }
+        Ok(records.len() as u64)
     }
 
     /// Waits until every write applied before this call is on disk; many
@@ -359,6 +433,20 @@ impl Store {
         self.tree(tree).insert(key, value)?;
         Ok(())
     }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// JSON for a record; the types are plain data, so this cannot fail.
@@ -432,6 +520,33 @@ mod tests {
         assert!(!store.is_revoked(old).unwrap());
         assert!(store.is_revoked(live).unwrap());
         assert_eq!(store.revoked_count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_restores_into_a_fresh_store() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let store = Store::open(a.path(), 4).unwrap();
+        let mut batch = Batch::new();
+        batch.put(
+            TreeId::Users,
+            Uuid::new_v4().as_bytes(),
+            b"{\"x\":1}".to_vec(),
+        );
+        batch.put(TreeId::Outbox, Uuid::now_v7().as_bytes(), vec![0, 255, 10]);
+        store.apply(&batch).unwrap();
+        let mut file = Vec::new();
+        assert_eq!(store.snapshot(&mut file).unwrap(), 2);
+        let fresh = Store::open(b.path(), 4).unwrap();
+        fresh
+            .put_raw(TreeId::Dead, b"stale", b"gone after restore")
+            .unwrap();
+        assert_eq!(fresh.restore(std::io::Cursor::new(&file)).unwrap(), 2);
+        for t in TreeId::ALL {
+            let left: Vec<_> = store.tree(t).iter().map(|e| e.unwrap()).collect();
+            let right: Vec<_> = fresh.tree(t).iter().map(|e| e.unwrap()).collect();
+            assert_eq!(left, right, "{}", t.name());
+        }
+        assert!(fresh.restore(std::io::Cursor::new(b"{}\n")).is_err());
     }
 
     #[test]
