@@ -458,8 +458,23 @@ fn read_secret_file(key: &str, path: &str) -> Result<Secret, ConfigError> {
 }
 
 impl Config {
-    /// Reads `*_file` secrets; setting both a secret and its file is ambiguous.
+    /// Reads `*_file` secrets; setting both a secret and its file is
+    /// ambiguous. With neither set, systemd credentials named `secret_key`
+    /// and `smtp_password` (`LoadCredential=`) are used when present.
     fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        if let Some(dir) = std::env::var_os("CREDENTIALS_DIRECTORY") {
+            let dir = PathBuf::from(dir);
+            let cred = |name: &str| {
+                let p = dir.join(name);
+                p.is_file().then(|| p.to_string_lossy().into_owned())
+            };
+            if self.auth.secret_key.is_empty() && self.auth.secret_key_file.is_empty() {
+                self.auth.secret_key_file = cred("secret_key").unwrap_or_default();
+            }
+            if self.mail.smtp_password.is_empty() && self.mail.smtp_password_file.is_empty() {
+                self.mail.smtp_password_file = cred("smtp_password").unwrap_or_default();
+            }
+        }
         if !self.auth.secret_key_file.is_empty() {
             if !self.auth.secret_key.is_empty() {
                 return err(

@@ -161,3 +161,28 @@ fn hash_password_reads_stdin_and_refuses_what_bcrypt_would_truncate() {
         text(&out.stderr)
     );
 }
+
+#[test]
+fn the_packaged_config_runs_on_a_systemd_credential() {
+    let packaged = concat!(env!("CARGO_MANIFEST_DIR"), "/packaging/daemon.toml");
+    let creds = tempfile::tempdir().unwrap();
+    std::fs::write(creds.path().join("secret_key"), format!("{SECRET}\n")).unwrap();
+    let out = run(
+        &["check-config", "--config", packaged],
+        &[("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())],
+        "",
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let shown = text(&out.stdout);
+    assert!(shown.contains("path = \"/var/lib/signupd\""), "{shown}");
+    assert!(shown.contains("sink = false"), "{shown}");
+    assert!(!shown.contains(SECRET), "{shown}");
+    // Without the credential the secret is missing, and the message says so.
+    let out = run(&["check-config", "--config", packaged], &[], "");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("no secret key"),
+        "{}",
+        text(&out.stderr)
+    );
+}
