@@ -128,6 +128,15 @@ impl Browser {
     }
 }
 
+/// Waits until `old` (an element of the previous page) is gone.
+async fn wait_gone(old: fantoccini::elements::Element) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while old.tag_name().await.is_ok() {
+        assert!(std::time::Instant::now() < deadline, "no new page loaded");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 fn find_program(name: &str) -> Option<std::path::PathBuf> {
     std::env::var_os("PATH")?
         .to_str()?
@@ -188,7 +197,15 @@ async fn confirm_from_the_inbox_by_clicking() {
         )
         .await;
     assert_eq!(problem_code(r).await.1, "email_unconfirmed");
-    b.click_and_navigate("form button[type=submit]").await;
+    // By keyboard: focus the button and press Enter.
+    let old = b.client.find(Locator::Css("html")).await.unwrap();
+    let button = b
+        .client
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap();
+    button.send_keys("\u{E007}").await.unwrap();
+    wait_gone(old).await;
     b.wait_for_title("Address confirmed").await;
     assert!(b.text("main").await.contains("click@example.com"));
     let r = d

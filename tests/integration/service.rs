@@ -175,3 +175,24 @@ async fn json_log_lines_on_request() {
     assert_eq!(access["fields"]["status"], 200);
     assert_eq!(access["fields"]["method"], "GET");
 }
+
+#[tokio::test]
+async fn under_journald_lines_carry_no_timestamp_of_their_own() {
+    let mut d = TestDaemon::start_with(&[("JOURNAL_STREAM", "8:12345")]);
+    assert!(d.healthy().await);
+    d.stop();
+    let log = d.log_text();
+    let access = log
+        .lines()
+        .find(|l| l.contains("signupd::access"))
+        .expect("an access line");
+    assert!(access.trim_start().starts_with("INFO"), "{access}");
+    assert!(
+        access.contains("route=\"/healthz\"") && access.contains("status=200"),
+        "{access}"
+    );
+    assert!(
+        !log.contains("Z  INFO") && !log.contains("2026-") && !log.contains("T00:"),
+        "{log}"
+    );
+}
