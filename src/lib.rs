@@ -15,10 +15,12 @@
 //! - [`store`]: sled trees, conditional batches, group commit.
 //! - [`auth`]: tokens (`create_token`, `create_confirmation_token`, `decode`) and
 //!   password hashing on [`pool`].
-//! - [`accounts`]: the use cases, without HTTP.
+//! - [`accounts`]: the use cases, without HTTP, and the per-address limits.
 //! - [`mailer`]: the messages of the contract, the delivery worker, the SMTP relay.
 //! - [`sink`]: the dev SMTP server that prints like Python's DebuggingServer.
-//! - [`http`]: server, route table, handlers, pages, problem documents.
+//! - [`http`]: server, route table, handlers, pages, problem documents, metrics.
+//! - [`admin`]: the unix admin socket and its CLI client (users, queue, backup).
+//! - [`service`]: systemd readiness, stopping and watchdog notifications.
 //! - [`Daemon`]: wires them together around listeners bound by the caller.
 
 #![forbid(unsafe_code)]

@@ -223,7 +223,7 @@ impl TestDaemon {
     }
 
     /// Reads the stopped daemon's store.
-    pub fn with_store_pub<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
+    pub fn read_store<T>(&self, f: impl FnOnce(&Store) -> T) -> T {
         self.with_store(f)
     }
 

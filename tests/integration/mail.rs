@@ -126,7 +126,7 @@ async fn a_5xx_reply_makes_dead_mail_with_the_reply_and_4xx_retries() {
     );
     d.stop();
     assert!(d.outbox().is_empty());
-    let dead = d.with_store_pub(|s| s.dead_mail().unwrap());
+    let dead = d.read_store(|s| s.dead_mail().unwrap());
     assert_eq!(dead.len(), 2);
     assert!(
         dead[0]
