@@ -225,7 +225,7 @@ async fn main() {
         "signupd on {cores} cores, bcrypt cost {COST} ({:.0} ms per hash with every core hashing)",
         per_hash.as_secs_f64() * 1e3
     );
-    println!("  {:<40} {:>10}   {}", "", "signupd", "limit / tutorial");
+    println!("  {:<40} {:>10}   limit / tutorial", "", "signupd");
     println!(
         "  {:<40} {:>8.1}/s   limit {:.1}/s ({:.0}%), tutorial 4/s",
         "sign-ups",
