@@ -201,7 +201,6 @@ impl Daemon {
             }
         });
         let deadline = Duration::from_secs(app.config.server.shutdown_timeout);
-        let watchdog = tokio::spawn(service::watchdog(store.clone(), background.clone()));
         let admin_path = app.config.admin_socket_path();
         let admin = tokio::spawn(admin::serve(
             admin::bind(&admin_path)?,
@@ -209,7 +208,9 @@ impl Daemon {
             background.clone(),
         ));
         http::metrics::handle();
+        // Ready before the first watchdog ping, which fires at once.
         service::ready();
+        let watchdog = tokio::spawn(service::watchdog(store.clone(), background.clone()));
         let stopping = shutdown.clone();
         tokio::spawn(async move {
             stopping.cancelled().await;

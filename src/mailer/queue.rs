@@ -377,6 +377,22 @@ mod tests {
         }
     }
 
+    impl Scripted {
+        fn failing(errors: Vec<DeliveryError>) -> Scripted {
+            Scripted {
+                script: Arc::new(Mutex::new(errors.into())),
+                calls: Arc::default(),
+                delivered: Arc::new(Notify::new()),
+            }
+        }
+    }
+
+    const POLICY: RetryPolicy = RetryPolicy {
+        initial: 60,
+        max: 3600,
+        max_lifetime: 432000,
+    };
+
     /// A store and a clock on paused time; keep the directory alive.
     fn fixture() -> (tempfile::TempDir, Store, PausedClock) {
         let dir = tempfile::tempdir().unwrap();
@@ -396,23 +412,12 @@ mod tests {
             .put_raw(TreeId::Outbox, m.id.as_bytes(), &encode(&m))
             .unwrap();
         let transient = |r: &str| DeliveryError::new(FailureKind::Transient, r);
-        let t = Scripted {
-            script: Arc::new(Mutex::new(
-                [
-                    transient("451 later"),
-                    DeliveryError::new(FailureKind::Connection, "refused"),
-                    transient("421 busy"),
-                ]
-                .into(),
-            )),
-            calls: Arc::default(),
-            delivered: Arc::new(Notify::new()),
-        };
-        let policy = RetryPolicy {
-            initial: 60,
-            max: 3600,
-            max_lifetime: 432000,
-        };
+        let t = Scripted::failing(vec![
+            transient("451 later"),
+            DeliveryError::new(FailureKind::Connection, "refused"),
+            transient("421 busy"),
+        ]);
+        let policy = POLICY;
         let status = Arc::new(WorkerStatus::default());
         let worker = Worker::new(
             store.clone(),
@@ -456,22 +461,11 @@ mod tests {
                 .put_raw(TreeId::Outbox, m.id.as_bytes(), &encode(m))
                 .unwrap();
         }
-        let t = Scripted {
-            script: Arc::new(Mutex::new(
-                [DeliveryError::new(
-                    FailureKind::Permanent,
-                    "550 5.1.1 no such user",
-                )]
-                .into(),
-            )),
-            calls: Arc::default(),
-            delivered: Arc::new(Notify::new()),
-        };
-        let policy = RetryPolicy {
-            initial: 60,
-            max: 3600,
-            max_lifetime: 432000,
-        };
+        let t = Scripted::failing(vec![DeliveryError::new(
+            FailureKind::Permanent,
+            "550 5.1.1 no such user",
+        )]);
+        let policy = POLICY;
         let mut worker = Worker::new(
             store.clone(),
             t.clone(),

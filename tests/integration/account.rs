@@ -56,6 +56,19 @@ async fn active_account(d: &TestDaemon, sink: &TestSink, email: &str, password: 
     before + 1
 }
 
+async fn forgot(d: &TestDaemon, email: &str) -> reqwest::Response {
+    d.post_json("/api/auth/password/forgot", json!({"email": email}))
+        .await
+}
+
+async fn reset_password(d: &TestDaemon, token: &str, password: &str) -> reqwest::Response {
+    d.post_json(
+        "/api/auth/password/reset",
+        json!({"token": token, "password": password}),
+    )
+    .await
+}
+
 fn form(d: &TestDaemon, path: &str, body: String) -> reqwest::RequestBuilder {
     d.http
         .post(d.url(path))
@@ -266,35 +279,17 @@ async fn every_token_works_only_in_its_own_place() {
     let d = TestDaemon::start_with(&[("SIGNUPD_MAIL__SMTP_PORT", &sink.port())]);
     d.register("scope@example.com", PW).await;
     let confirmation = token_in(&sink.wait_for(1).await[0].raw);
-    d.post_json(
-        "/api/auth/password/forgot",
-        json!({"email": "scope@example.com"}),
-    )
-    .await;
+    forgot(&d, "scope@example.com").await;
     let reset = token_after(&sink.wait_for(2).await[0].raw, "/reset/");
     // A reset proves the mailbox: the pending account becomes active.
-    let r = d
-        .post_json(
-            "/api/auth/password/reset",
-            json!({"token": reset, "password": "reset pass phrase"}),
-        )
-        .await;
+    let r = reset_password(&d, &reset, "reset pass phrase").await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "active");
     // Single use.
-    let r = d
-        .post_json(
-            "/api/auth/password/reset",
-            json!({"token": reset, "password": "other pass phrase"}),
-        )
-        .await;
+    let r = reset_password(&d, &reset, "other pass phrase").await;
     assert_eq!(problem_code(r).await.1, "token_used");
     let access = access_token(&d, "scope@example.com", "reset pass phrase").await;
-    d.post_json(
-        "/api/auth/password/forgot",
-        json!({"email": "scope@example.com"}),
-    )
-    .await;
+    forgot(&d, "scope@example.com").await;
     let reset2 = token_after(&sink.wait_for(3).await[0].raw, "/reset/");
 
     assert_eq!(
@@ -309,12 +304,7 @@ async fn every_token_works_only_in_its_own_place() {
         assert_eq!(problem_code(me(&d, t).await).await.1, "unauthorized");
     }
     for t in [&access, &confirmation] {
-        let r = d
-            .post_json(
-                "/api/auth/password/reset",
-                json!({"token": t, "password": "other pass phrase"}),
-            )
-            .await;
+        let r = reset_password(&d, t, "other pass phrase").await;
         assert_eq!(problem_code(r).await.1, "token_invalid");
     }
     assert_eq!(me(&d, &access).await.status(), 200);
@@ -374,18 +364,9 @@ async fn password_rules_apply_to_register_reset_and_change() {
         "refused changes changed nothing"
     );
 
-    d.post_json(
-        "/api/auth/password/forgot",
-        json!({"email": "rules@example.com"}),
-    )
-    .await;
+    forgot(&d, "rules@example.com").await;
     let reset = token_after(&sink.wait_for(2).await[0].raw, "/reset/");
-    let r = d
-        .post_json(
-            "/api/auth/password/reset",
-            json!({"token": reset, "password": "qwerty123"}),
-        )
-        .await;
+    let r = reset_password(&d, &reset, "qwerty123").await;
     assert_eq!(problem_code(r).await, (400, "password_too_common".into()));
     // The form shows the reason next to the field and keeps the token.
     for (body, reason) in [
@@ -428,12 +409,7 @@ async fn password_rules_apply_to_register_reset_and_change() {
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not valid"));
     // The refusals above did not use the link.
-    let r = d
-        .post_json(
-            "/api/auth/password/reset",
-            json!({"token": reset, "password": "finally good phrase"}),
-        )
-        .await;
+    let r = reset_password(&d, &reset, "finally good phrase").await;
     assert_eq!(r.status(), 200);
 }
 
