@@ -20,7 +20,7 @@ impl Accounts {
     pub async fn login(&self, email: &str, password: &str) -> Result<Session, AccountError> {
         // A malformed address can have no account: answer as for any unknown one.
         let normalized = validate_email(email).map(|e| e.normalized).ok();
-        let now = auth::now();
+        let now = auth::now_ms();
         let key = normalized.clone().unwrap_or_default();
         if let Some(wait) = self.throttle.login_wait(&key, now) {
             return Err(AccountError::TooManyAttempts(wait));

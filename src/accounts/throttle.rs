@@ -13,9 +13,10 @@ use std::sync::Mutex;
 
 use crate::config::LimitsConfig;
 
+/// Seconds.
 pub const MAX_LOGIN_WAIT: u64 = 60;
-/// Failures older than this are forgotten.
-const FAILURE_MEMORY: u64 = 15 * 60;
+/// Failures older than this (milliseconds) are forgotten.
+const FAILURE_MEMORY_MS: u64 = 15 * 60 * 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MailKind {
@@ -24,10 +25,12 @@ pub enum MailKind {
     Reset,
 }
 
+/// Login failures keep milliseconds: with whole seconds a "1 s" wait could
+/// be over a millisecond after it began.
 #[derive(Debug, Clone, Copy)]
 struct Failures {
     count: u64,
-    last: u64,
+    last_ms: u64,
 }
 
 pub struct Throttle {
@@ -67,8 +70,9 @@ impl Throttle {
         }
     }
 
-    /// Seconds the next login attempt on `address` must still wait.
-    pub fn login_wait(&self, address: &str, now: u64) -> Option<u64> {
+    /// Whole seconds (rounded up) the next login attempt on `address` must
+    /// still wait, at `now_ms` milliseconds.
+    pub fn login_wait(&self, address: &str, now_ms: u64) -> Option<u64> {
         if !self.enabled {
             return None;
         }
@@ -77,28 +81,28 @@ impl Throttle {
         if f.count < self.free_failures.max(1) {
             return None;
         }
-        let wait = 1u64
+        let wait_s = 1u64
             .checked_shl((f.count - self.free_failures.max(1)).min(32) as u32)
             .unwrap_or(MAX_LOGIN_WAIT)
             .min(MAX_LOGIN_WAIT);
-        let until = f.last + wait;
-        (now < until).then(|| until - now)
+        let until = f.last_ms + wait_s * 1000;
+        (now_ms < until).then(|| (until - now_ms).div_ceil(1000))
     }
 
-    pub fn login_failed(&self, address: &str, now: u64) {
+    pub fn login_failed(&self, address: &str, now_ms: u64) {
         if !self.enabled {
             return;
         }
         if let Ok(mut failures) = self.failures.lock() {
             let f = failures.entry(address.to_string()).or_insert(Failures {
                 count: 0,
-                last: now,
+                last_ms: now_ms,
             });
-            if now > f.last + FAILURE_MEMORY {
+            if now_ms > f.last_ms + FAILURE_MEMORY_MS {
                 f.count = 0;
             }
             f.count += 1;
-            f.last = now;
+            f.last_ms = now_ms;
         }
     }
 
@@ -109,12 +113,13 @@ impl Throttle {
     }
 
     /// Drops what no longer limits anything.
-    pub fn purge(&self, now: u64) {
+    pub fn purge(&self, now_ms: u64) {
+        let now = now_ms / 1000;
         if let Ok(mut mails) = self.mails.lock() {
             mails.retain(|_, last| now < *last + self.mail_interval);
         }
         if let Ok(mut failures) = self.failures.lock() {
-            failures.retain(|_, f| now <= f.last + FAILURE_MEMORY);
+            failures.retain(|_, f| now_ms <= f.last_ms + FAILURE_MEMORY_MS);
         }
     }
 }
@@ -148,25 +153,31 @@ mod tests {
         let t = throttle();
         let a = "a@x.org";
         for _ in 0..2 {
-            t.login_failed(a, 1000);
+            t.login_failed(a, 1_000_999);
         }
-        assert_eq!(t.login_wait(a, 1000), None, "the first failures are free");
-        t.login_failed(a, 1000);
-        assert_eq!(t.login_wait(a, 1000), Some(1));
-        t.login_failed(a, 1001);
-        assert_eq!(t.login_wait(a, 1001), Some(2));
-        for _ in 0..20 {
-            t.login_failed(a, 2000);
-        }
-        assert_eq!(t.login_wait(a, 2000), Some(MAX_LOGIN_WAIT));
         assert_eq!(
-            t.login_wait(a, 2000 + MAX_LOGIN_WAIT),
+            t.login_wait(a, 1_000_999),
+            None,
+            "the first failures are free"
+        );
+        t.login_failed(a, 1_000_999);
+        // A whole second, even when it began at the end of a second.
+        assert_eq!(t.login_wait(a, 1_001_001), Some(1));
+        assert_eq!(t.login_wait(a, 1_001_999), None);
+        t.login_failed(a, 1_002_000);
+        assert_eq!(t.login_wait(a, 1_002_000), Some(2));
+        for _ in 0..20 {
+            t.login_failed(a, 2_000_000);
+        }
+        assert_eq!(t.login_wait(a, 2_000_000), Some(MAX_LOGIN_WAIT));
+        assert_eq!(
+            t.login_wait(a, 2_000_000 + MAX_LOGIN_WAIT * 1000),
             None,
             "the owner gets in after a minute"
         );
-        assert_eq!(t.login_wait("other@x.org", 2000), None);
+        assert_eq!(t.login_wait("other@x.org", 2_000_000), None);
         t.login_succeeded(a);
-        assert_eq!(t.login_wait(a, 2000), None);
+        assert_eq!(t.login_wait(a, 2_000_000), None);
     }
 
     #[test]

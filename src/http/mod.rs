@@ -71,7 +71,7 @@ impl App {
         let now = crate::auth::now();
         metrics::handle().run_upkeep();
         self.limiter.purge();
-        self.accounts.throttle().purge(now);
+        self.accounts.throttle().purge(crate::auth::now_ms());
         match self.accounts.store().purge_revoked(now) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(purged = n, "forgot expired revocations"),
