@@ -16,10 +16,16 @@ struct Browser {
     client: Client,
     _driver: KillOnDrop,
     _profile: tempfile::TempDir,
+    /// Browser tests take turns: several Chromiums on two cores only slow
+    /// each other down.
+    _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
 }
+
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 impl Browser {
     async fn start() -> Option<Browser> {
+        let turn = TURN.lock().await;
         let Some(driver) = find_program("chromedriver") else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -30,15 +36,39 @@ impl Browser {
             );
             return None;
         };
-        let port = free_port();
-        let child = std::process::Command::new(driver)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let driver = KillOnDrop(child);
-        wait_listening(port);
+        // A free port can be taken between our check and chromedriver's
+        // bind: then chromedriver exits, and we try another.
+        let mut attempt = 0;
+        let (driver, port) = loop {
+            attempt += 1;
+            let port = free_port();
+            let mut child = KillOnDrop(
+                std::process::Command::new(&driver)
+                    .arg(format!("--port={port}"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            );
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            let up = loop {
+                if child.try_wait().unwrap().is_some() {
+                    break false;
+                }
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break true;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "chromedriver did not start"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            };
+            if up {
+                break (child, port);
+            }
+            assert!(attempt < 5, "chromedriver kept failing to start");
+        };
         let profile = tempfile::tempdir().unwrap();
         let mut options = json!({
             "args": [
@@ -63,6 +93,7 @@ impl Browser {
             client,
             _driver: driver,
             _profile: profile,
+            _one_at_a_time: turn,
         })
     }
 
