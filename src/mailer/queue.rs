@@ -18,6 +18,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::store::{Batch, QueuedMail, Store, StoreError, TreeId, Versioned, encode};
 
+/// Delivered messages removed from the outbox per store transaction. A
+/// crash before their removal sends them again (at least once).
+const REMOVE_BATCH: usize = 64;
+
 /// Unix seconds, from the system or from a test.
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> u64;
@@ -176,6 +180,7 @@ impl<T: Transport, C: Clock> Worker<T, C> {
         let queue = self.store.outbox_versioned()?;
         let mut next_due: Option<u64> = None;
         let mut relay_down: Option<String> = None;
+        let mut delivered = Vec::new();
         let mut depth = 0u64;
         let mut oldest = 0u64;
         for item in queue {
@@ -202,10 +207,10 @@ impl<T: Transport, C: Clock> Worker<T, C> {
             };
             match result {
                 Ok(()) => {
-                    let mut b = Batch::new();
-                    b.expect(TreeId::Outbox, mail.id.as_bytes(), Some(item.raw.clone()));
-                    b.remove(TreeId::Outbox, mail.id.as_bytes());
-                    ignore_conflict(self.store.apply(&b))?;
+                    delivered.push(item.clone());
+                    if delivered.len() >= REMOVE_BATCH {
+                        self.remove_delivered(&mut delivered)?;
+                    }
                     self.status.sent.fetch_add(1, Ordering::Relaxed);
                     self.status.set_last_error(None);
                     tracing::info!(id = %mail.id, kind = ?mail.kind, attempts = mail.attempts + 1, "mail delivered");
@@ -226,6 +231,7 @@ impl<T: Transport, C: Clock> Worker<T, C> {
                 }
             }
         }
+        self.remove_delivered(&mut delivered)?;
         self.transport.finish().await;
         self.status.queue_depth.store(depth, Ordering::Relaxed);
         self.status
@@ -238,6 +244,37 @@ impl<T: Transport, C: Clock> Worker<T, C> {
         // allowed), so one flush per round is enough.
         self.store.commit().await?;
         Ok(next_due)
+    }
+
+    /// Takes delivered messages out of the outbox, many per transaction.
+    /// One that changed meanwhile (deleted with its account) makes the
+    /// batch fail; then each goes alone, and the changed one is left.
+    fn remove_delivered(&self, done: &mut Vec<Versioned<QueuedMail>>) -> Result<(), StoreError> {
+        if done.is_empty() {
+            return Ok(());
+        }
+        let removal = |items: &[Versioned<QueuedMail>]| {
+            let mut b = Batch::new();
+            for item in items {
+                b.expect(
+                    TreeId::Outbox,
+                    item.value.id.as_bytes(),
+                    Some(item.raw.clone()),
+                );
+                b.remove(TreeId::Outbox, item.value.id.as_bytes());
+            }
+            b
+        };
+        match self.store.apply(&removal(done)) {
+            Err(StoreError::Conflict) => {
+                for item in done.iter() {
+                    ignore_conflict(self.store.apply(&removal(std::slice::from_ref(item))))?;
+                }
+            }
+            r => r?,
+        }
+        done.clear();
+        Ok(())
     }
 
     fn expired(&self, mail: &QueuedMail, now: u64) -> Option<String> {
