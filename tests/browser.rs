@@ -36,39 +36,13 @@ impl Browser {
             );
             return None;
         };
-        // A free port can be taken between our check and chromedriver's
-        // bind: then chromedriver exits, and we try another.
-        let mut attempt = 0;
-        let (driver, port) = loop {
-            attempt += 1;
-            let port = free_port();
-            let mut child = KillOnDrop(
-                std::process::Command::new(&driver)
-                    .arg(format!("--port={port}"))
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            );
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            let up = loop {
-                if child.try_wait().unwrap().is_some() {
-                    break false;
-                }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    break true;
-                }
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "chromedriver did not start"
-                );
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            };
-            if up {
-                break (child, port);
-            }
-            assert!(attempt < 5, "chromedriver kept failing to start");
-        };
+        let (driver, port) = spawn_listening(|port| {
+            let mut c = std::process::Command::new(&driver);
+            c.arg(format!("--port={port}"))
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            c
+        });
         let profile = tempfile::tempdir().unwrap();
         let mut options = json!({
             "args": [

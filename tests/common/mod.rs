@@ -452,3 +452,32 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts the program `command(port)` builds on a free port and waits until
+/// it listens. A free port can be taken between the check and the program's
+/// bind; then the program exits, and another port is tried.
+pub fn spawn_listening(command: impl Fn(u16) -> Command) -> (KillOnDrop, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        let mut cmd = command(port);
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {:?}: {e}", cmd.get_program()));
+        let mut child = KillOnDrop(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return (child, port);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing listens on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    panic!("the program kept exiting instead of listening");
+}

@@ -158,26 +158,26 @@ async fn a_5xx_reply_makes_dead_mail_with_the_reply_and_4xx_retries() {
 pub fn python_debugging_server(
     extra: &[&str],
 ) -> (KillOnDrop, u16, std::sync::mpsc::Receiver<String>) {
-    let port = free_port();
-    let mut child = KillOnDrop(
-        Command::new(python())
-            .args([
-                "-u",
-                "-W",
-                "ignore",
-                "-m",
-                "smtpd",
-                "-n",
-                "-c",
-                "DebuggingServer",
-            ])
-            .args(extra)
-            .arg(format!("127.0.0.1:{port}"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 with the smtpd module (3.11) is needed; .ci/run installs it"),
-    );
+    // Exits at once (and spawn_listening gives up) if python3 has no smtpd,
+    // which left the standard library in 3.12: .ci/run installs a 3.11.
+    let (mut child, port) = spawn_listening(|port| {
+        let mut c = Command::new(python());
+        c.args([
+            "-u",
+            "-W",
+            "ignore",
+            "-m",
+            "smtpd",
+            "-n",
+            "-c",
+            "DebuggingServer",
+        ])
+        .args(extra)
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+        c
+    });
     let out = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -188,7 +188,6 @@ pub fn python_debugging_server(
             }
         }
     });
-    wait_listening(port);
     (child, port, rx)
 }
 
