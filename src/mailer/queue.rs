@@ -488,6 +488,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn an_unreadable_record_does_not_stop_the_others() {
+        let (_dir, store, clock) = fixture();
+        store
+            .put_raw(TreeId::Outbox, b"\x00garbage", b"{not json")
+            .unwrap();
+        let good = mail(clock.now());
+        store
+            .put_raw(TreeId::Outbox, good.id.as_bytes(), &encode(&good))
+            .unwrap();
+        let t = Scripted::failing(vec![]);
+        let mut worker = Worker::new(
+            store.clone(),
+            t.clone(),
+            clock,
+            POLICY,
+            Arc::new(Notify::new()),
+            Arc::default(),
+        );
+        worker.round(&CancellationToken::new()).await.unwrap();
+        assert_eq!(t.calls.lock().unwrap().len(), 1, "the good one was sent");
+        assert!(store.outbox_versioned().unwrap().is_empty());
+        store.close();
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn permanent_refusals_and_expired_links_go_to_dead_mail() {
         let (_dir, store, clock) = fixture();
         let refused = mail(clock.now());

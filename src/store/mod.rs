@@ -222,19 +222,25 @@ impl Store {
     }
 
     /// The queue with each entry's stored bytes, for conditional updates.
+    /// A record that no longer parses is logged and left out, so that one
+    /// bad entry cannot stop the delivery of all the others.
     pub fn outbox_versioned(&self) -> Result<Vec<Versioned<QueuedMail>>, StoreError> {
-        self.tree(TreeId::Outbox)
-            .iter()
-            .values()
-            .map(|v| {
-                let raw = v?.to_vec();
-                let value = serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-                    tree: "outbox",
-                    error: e.to_string(),
-                })?;
-                Ok(Versioned { value, raw })
-            })
-            .collect()
+        let mut out = Vec::new();
+        for entry in self.tree(TreeId::Outbox).iter() {
+            let (key, raw) = entry?;
+            match serde_json::from_slice(&raw) {
+                Ok(value) => out.push(Versioned {
+                    value,
+                    raw: raw.to_vec(),
+                }),
+                Err(e) => tracing::error!(
+                    key = %hex(&key),
+                    error = %e,
+                    "unreadable record in the mail queue; skipped, the rest is delivered"
+                ),
+            }
+        }
+        Ok(out)
     }
 
     /// Whether an access token's `jti` was logged out.
