@@ -92,6 +92,7 @@ pub struct Daemon {
     app: Arc<App>,
     store: Store,
     listeners: Listeners,
+    admin: tokio::net::UnixListener,
     worker: Worker<SmtpRelay, SystemClock>,
     sink: Option<Sink>,
 }
@@ -100,6 +101,9 @@ impl Daemon {
     /// Opens the store and builds the services around bound listeners.
     pub fn open(config: Config, listeners: Listeners) -> anyhow::Result<Daemon> {
         let store = Store::open(Path::new(&config.storage.path), config.storage.cache_mb)?;
+        // Bound here, once the store's lock proved this directory ours, and
+        // before anything announces the daemon: the socket exists when it runs.
+        let admin = admin::bind(&config.admin_socket_path())?;
         let pool = HashPool::new(config.hash_workers(), config.auth.hash_queue as usize)
             .context("cannot start the hashing threads")?;
         let auth = Arc::new(Auth::new(&config.auth, pool)?);
@@ -145,6 +149,7 @@ impl Daemon {
             app,
             store,
             listeners,
+            admin,
             worker,
             sink,
         })
@@ -173,6 +178,7 @@ impl Daemon {
             app,
             store,
             listeners,
+            admin,
             worker,
             sink,
         } = self;
@@ -202,11 +208,7 @@ impl Daemon {
         });
         let deadline = Duration::from_secs(app.config.server.shutdown_timeout);
         let admin_path = app.config.admin_socket_path();
-        let admin = tokio::spawn(admin::serve(
-            admin::bind(&admin_path)?,
-            app.clone(),
-            background.clone(),
-        ));
+        let admin = tokio::spawn(admin::serve(admin, app.clone(), background.clone()));
         http::metrics::handle();
         // Ready before the first watchdog ping, which fires at once.
         service::ready();
