@@ -179,19 +179,15 @@ async fn queue_drain() {
     let store = Store::open(&dir, 16).unwrap();
     let now = signupd::auth::now();
     for i in 0..N {
-        let m = QueuedMail {
-            id: uuid::Uuid::now_v7(),
-            kind: MailKind::Confirmation,
-            user_id: uuid::Uuid::new_v4(),
-            from: "noreply@example.com".into(),
-            to: format!("user{i}@example.com"),
-            raw: String::from_utf8(body(i)).unwrap(),
-            created_at: now,
-            expires_at: None,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-        };
+        let m = QueuedMail::new(
+            MailKind::Confirmation,
+            uuid::Uuid::new_v4(),
+            "noreply@example.com",
+            &format!("user{i}@example.com"),
+            &body(i),
+            None,
+            now,
+        );
         store
             .put_raw(TreeId::Outbox, m.id.as_bytes(), &encode(&m))
             .unwrap();

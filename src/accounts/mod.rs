@@ -72,6 +72,20 @@ impl From<StoreError> for AccountError {
     }
 }
 
+/// Rendering a mail into memory.
+impl From<std::io::Error> for AccountError {
+    fn from(e: std::io::Error) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
+/// Signing a token.
+impl From<jsonwebtoken::errors::Error> for AccountError {
+    fn from(e: jsonwebtoken::errors::Error) -> Self {
+        AccountError::Internal(e.to_string())
+    }
+}
+
 /// An address as typed (trimmed) and its normalised form for the index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email {
@@ -124,12 +138,6 @@ pub fn validate_password(p: &str) -> Result<(), AccountError> {
         return Err(AccountError::PasswordTooLong);
     }
     Ok(())
-}
-
-/// What `verify` did.
-#[derive(Debug, Clone)]
-pub struct Verified {
-    pub user: User,
 }
 
 pub struct Accounts {
@@ -186,6 +194,25 @@ impl Accounts {
         &self.store
     }
 
+    /// Reads, decides and applies until what the decision read still holds
+    /// (see [`Store::apply`]). `decide` returns the batch and a result, or
+    /// `None` when there is nothing to write.
+    pub(crate) fn apply_decided<T>(
+        &self,
+        mut decide: impl FnMut() -> Result<Option<(Batch, T)>, AccountError>,
+    ) -> Result<Option<T>, AccountError> {
+        loop {
+            let Some((batch, out)) = decide()? else {
+                return Ok(None);
+            };
+            match self.store.apply(&batch) {
+                Err(StoreError::Conflict) => continue,
+                r => r?,
+            }
+            return Ok(Some(out));
+        }
+    }
+
     pub fn auth(&self) -> &Auth {
         &self.auth
     }
@@ -199,11 +226,11 @@ impl Accounts {
         // Hashed for every outcome so that all of them take the same time.
         let hash = self.hash_new_password(password).await?;
         let mail = self.throttle.mail_allowed(
-            throttle::MailKind::Registration,
+            throttle::MailLimit::Registration,
             &email.normalized,
             auth::now(),
         );
-        loop {
+        self.apply_decided(|| {
             let existing = self.store.user_by_email(&email.normalized)?;
             let mut batch = Batch::new();
             let now = auth::now();
@@ -242,20 +269,13 @@ impl Accounts {
                     let user = found.value;
                     batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
                     if mail {
-                        let raw = self
-                            .composer
-                            .already_registered(&user.email)
-                            .map_err(|e| AccountError::Internal(e.to_string()))?;
+                        let raw = self.composer.already_registered(&user.email)?;
                         self.queue(&mut batch, MailKind::AlreadyRegistered, &user, raw, None);
                     }
                 }
             }
-            match self.store.apply(&batch) {
-                Err(StoreError::Conflict) => continue,
-                r => r?,
-            }
-            break;
-        }
+            Ok(Some((batch, ())))
+        })?;
         self.commit_and_wake().await
     }
 
@@ -263,45 +283,39 @@ impl Accounts {
     pub async fn resend(&self, email: &str) -> Result<(), AccountError> {
         let email = validate_email(email)?;
         let mail = self.throttle.mail_allowed(
-            throttle::MailKind::Registration,
+            throttle::MailLimit::Registration,
             &email.normalized,
             auth::now(),
         );
         if mail {
-            loop {
+            self.apply_decided(|| {
                 let Some(found) = self.store.user_by_email(&email.normalized)? else {
-                    break;
+                    return Ok(None);
                 };
                 if found.value.status != Status::Pending {
-                    break;
+                    return Ok(None);
                 }
                 let mut batch = Batch::new();
                 batch.expect(TreeId::Users, found.value.id.as_bytes(), Some(found.raw));
                 self.issue_confirmation(&mut batch, &found.value)?;
-                match self.store.apply(&batch) {
-                    Err(StoreError::Conflict) => continue,
-                    r => r?,
-                }
-                break;
-            }
+                Ok(Some((batch, ())))
+            })?;
         }
         // Committed for every outcome, so a queued mail's fsync does not time-stamp the answer.
         self.commit_and_wake().await
     }
 
     /// Confirms the address behind a `registration` token, once.
-    pub async fn verify(&self, token: &str) -> Result<Verified, AccountError> {
+    pub async fn verify(&self, token: &str) -> Result<User, AccountError> {
         let claims = self.auth.decode(token, Scope::Registration)?;
-        let user = self
-            .consume_token(&claims, Scope::Registration, |user, now| {
-                if user.status == Status::Pending {
-                    user.status = Status::Active;
-                    user.confirmed_at = Some(now);
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(Verified { user })
+        self.consume_token(&claims, Scope::Registration, |user, now| {
+            if user.status == Status::Pending {
+                user.status = Status::Active;
+                user.confirmed_at = Some(now);
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Uses a single-use token: it must be the user's latest of its scope and
@@ -316,7 +330,7 @@ impl Accounts {
         let (Some(user_id), Some(jti)) = (claims.user_id(), claims.jti()) else {
             return Err(TokenError::Invalid.into());
         };
-        let user = loop {
+        let user = self.apply_decided(|| {
             let Some(found) = self.store.user(user_id)? else {
                 return Err(TokenError::Invalid.into());
             };
@@ -341,12 +355,9 @@ impl Accounts {
             batch.expect(TreeId::Tokens, key.clone(), Some(state.raw));
             batch.put(TreeId::Users, user_id.as_bytes(), encode(&user));
             batch.put(TreeId::Tokens, key, encode(&used));
-            match self.store.apply(&batch) {
-                Err(StoreError::Conflict) => continue,
-                r => r?,
-            }
-            break user;
-        };
+            Ok(Some((batch, user)))
+        })?;
+        let user = user.ok_or(TokenError::Invalid)?;
         self.store.commit().await?;
         Ok(user)
     }
@@ -354,10 +365,7 @@ impl Accounts {
     /// Adds a fresh confirmation token (voiding earlier ones) and its mail.
     fn issue_confirmation(&self, batch: &mut Batch, user: &User) -> Result<(), AccountError> {
         let (token, exp) = self.issue_single_use(batch, user, Scope::Registration)?;
-        let raw = self
-            .composer
-            .confirmation(&user.email, &token)
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        let raw = self.composer.confirmation(&user.email, &token)?;
         self.queue(batch, MailKind::Confirmation, user, raw, Some(exp));
         Ok(())
     }
@@ -377,10 +385,7 @@ impl Accounts {
             Scope::PasswordReset => self.auth.reset_ttl(),
             _ => self.auth.confirmation_ttl(),
         };
-        let (token, claims) = self
-            .auth
-            .create_scoped_token(user.id, scope, ttl)
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        let (token, claims) = self.auth.create_scoped_token(user.id, scope, ttl)?;
         let state = TokenState {
             jti: claims.jti().unwrap_or_default(),
             issued_at: claims.iat,
@@ -399,20 +404,15 @@ impl Accounts {
         raw: Vec<u8>,
         expires_at: Option<u64>,
     ) {
-        let now = auth::now();
-        let mail = QueuedMail {
-            id: Uuid::now_v7(),
+        let mail = QueuedMail::new(
             kind,
-            user_id: user.id,
-            from: self.composer.from().to_string(),
-            to: user.email.clone(),
-            raw: String::from_utf8_lossy(&raw).into_owned(),
-            created_at: now,
+            user.id,
+            self.composer.from(),
+            &user.email,
+            &raw,
             expires_at,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-        };
+            auth::now(),
+        );
         batch.put(TreeId::Outbox, mail.id.as_bytes(), encode(&mail));
     }
 

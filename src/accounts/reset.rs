@@ -5,37 +5,30 @@
 //! pending account becomes active; every access token issued before it is
 //! revoked.
 
-use super::throttle::MailKind as ThrottleKind;
+use super::throttle::MailLimit;
 use super::{AccountError, Accounts, validate_email};
 use crate::auth;
-use crate::store::{Batch, MailKind, Scope, Status, StoreError, TreeId, User};
+use crate::store::{Batch, MailKind, Scope, Status, TreeId, User};
 
 impl Accounts {
     pub async fn forgot(&self, email: &str) -> Result<(), AccountError> {
         let email = validate_email(email)?;
         let mail = self
             .throttle
-            .mail_allowed(ThrottleKind::Reset, &email.normalized, auth::now());
+            .mail_allowed(MailLimit::Reset, &email.normalized, auth::now());
         if mail {
-            loop {
+            self.apply_decided(|| {
                 let Some(found) = self.store.user_by_email(&email.normalized)? else {
-                    break;
+                    return Ok(None);
                 };
                 let user = &found.value;
                 let mut batch = Batch::new();
                 batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw.clone()));
                 let (token, exp) = self.issue_single_use(&mut batch, user, Scope::PasswordReset)?;
-                let raw = self
-                    .composer
-                    .password_reset(&user.email, &token)
-                    .map_err(|e| AccountError::Internal(e.to_string()))?;
+                let raw = self.composer.password_reset(&user.email, &token)?;
                 self.queue(&mut batch, MailKind::PasswordReset, user, raw, Some(exp));
-                match self.store.apply(&batch) {
-                    Err(StoreError::Conflict) => continue,
-                    r => r?,
-                }
-                break;
-            }
+                Ok(Some((batch, ())))
+            })?;
         }
         self.commit_and_wake().await
     }

@@ -7,7 +7,7 @@
 
 use super::{AccountError, Accounts, validate_email};
 use crate::auth::{self, Claims};
-use crate::store::{Batch, Scope, Status, StoreError, TokenState, TreeId, User, encode};
+use crate::store::{Batch, Scope, Status, TokenState, TreeId, User, encode};
 
 /// What a successful login returns.
 #[derive(Debug, Clone)]
@@ -45,10 +45,7 @@ impl Accounts {
         if user.status != Status::Active {
             return Err(AccountError::EmailUnconfirmed);
         }
-        let (token, _) = self
-            .auth
-            .create_access_token(user.id, user.token_gen)
-            .map_err(|e| AccountError::Internal(e.to_string()))?;
+        let (token, _) = self.auth.create_access_token(user.id, user.token_gen)?;
         Ok(Session {
             access_token: token,
             expires_in: self.auth.access_ttl(),
@@ -88,17 +85,17 @@ impl Accounts {
         Ok(())
     }
 
-    /// Needs the current password; revokes every access token, this one too.
+    /// Needs the current password; revokes every access token, the
+    /// caller's too. `user` comes from [`Accounts::authenticate`].
     pub async fn change_password(
         &self,
-        token: &str,
+        user: &User,
         current: &str,
         new: &str,
     ) -> Result<(), AccountError> {
-        let (user, _) = self.authenticate(token)?;
-        self.check_password(&user, current).await?;
+        self.check_password(user, current).await?;
         let hash = self.hash_new_password(new).await?;
-        loop {
+        self.apply_decided(|| {
             let Some(found) = self.store.user(user.id)? else {
                 return Err(AccountError::Unauthorized);
             };
@@ -108,31 +105,26 @@ impl Accounts {
             let mut batch = Batch::new();
             batch.expect(TreeId::Users, user.id.as_bytes(), Some(found.raw));
             batch.put(TreeId::Users, user.id.as_bytes(), encode(&changed));
-            match self.store.apply(&batch) {
-                Err(StoreError::Conflict) => continue,
-                r => r?,
-            }
-            break;
-        }
+            Ok(Some((batch, ())))
+        })?;
         self.store.commit().await?;
         Ok(())
     }
 
-    /// Removes the account, its token state and its unsent mail; the
-    /// address can register again.
-    pub async fn delete(&self, token: &str, password: &str) -> Result<(), AccountError> {
-        let (user, _) = self.authenticate(token)?;
-        self.check_password(&user, password).await?;
-        self.delete_user(&user).await
+    /// Removes the account after checking its password; the address can
+    /// register again. `user` comes from [`Accounts::authenticate`].
+    pub async fn delete(&self, user: &User, password: &str) -> Result<(), AccountError> {
+        self.check_password(user, password).await?;
+        self.delete_user(user).await
     }
 
-    /// Removes an account with everything that belongs to it (also the
+    /// Removes an account with its token state and unsent mail (also the
     /// operator's `signupd users delete`).
     pub async fn delete_user(&self, user: &User) -> Result<(), AccountError> {
         let normalized = validate_email(&user.email)
             .map(|e| e.normalized)
             .map_err(|_| AccountError::Internal("stored address no longer validates".into()))?;
-        loop {
+        self.apply_decided(|| {
             let Some(found) = self.store.user(user.id)? else {
                 return Err(AccountError::Unauthorized);
             };
@@ -154,12 +146,8 @@ impl Accounts {
                     batch.remove(TreeId::Outbox, mail.value.id.as_bytes());
                 }
             }
-            match self.store.apply(&batch) {
-                Err(StoreError::Conflict) => continue,
-                r => r?,
-            }
-            break;
-        }
+            Ok(Some((batch, ())))
+        })?;
         self.store.commit().await?;
         Ok(())
     }

@@ -19,7 +19,7 @@ pub const MAX_LOGIN_WAIT: u64 = 60;
 const FAILURE_MEMORY_MS: u64 = 15 * 60 * 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MailKind {
+pub enum MailLimit {
     /// Confirmations and "already registered" notices.
     Registration,
     Reset,
@@ -37,7 +37,7 @@ pub struct Throttle {
     enabled: bool,
     mail_interval: u64,
     free_failures: u64,
-    mails: Mutex<HashMap<(MailKind, String), u64>>,
+    mails: Mutex<HashMap<(MailLimit, String), u64>>,
     failures: Mutex<HashMap<String, Failures>>,
 }
 
@@ -53,7 +53,7 @@ impl Throttle {
     }
 
     /// Whether a mail of `kind` may go to `address` now; if so, it counts.
-    pub fn mail_allowed(&self, kind: MailKind, address: &str, now: u64) -> bool {
+    pub fn mail_allowed(&self, kind: MailLimit, address: &str, now: u64) -> bool {
         if !self.enabled || self.mail_interval == 0 {
             return true;
         }
@@ -141,11 +141,11 @@ mod tests {
     #[test]
     fn one_mail_per_kind_and_address_per_interval() {
         let t = throttle();
-        assert!(t.mail_allowed(MailKind::Registration, "a@x.org", 1000));
-        assert!(!t.mail_allowed(MailKind::Registration, "a@x.org", 1059));
-        assert!(t.mail_allowed(MailKind::Reset, "a@x.org", 1059));
-        assert!(t.mail_allowed(MailKind::Registration, "b@x.org", 1059));
-        assert!(t.mail_allowed(MailKind::Registration, "a@x.org", 1060));
+        assert!(t.mail_allowed(MailLimit::Registration, "a@x.org", 1000));
+        assert!(!t.mail_allowed(MailLimit::Registration, "a@x.org", 1059));
+        assert!(t.mail_allowed(MailLimit::Reset, "a@x.org", 1059));
+        assert!(t.mail_allowed(MailLimit::Registration, "b@x.org", 1059));
+        assert!(t.mail_allowed(MailLimit::Registration, "a@x.org", 1060));
     }
 
     #[test]
@@ -190,7 +190,7 @@ mod tests {
             trusted_proxies: vec![],
         });
         for _ in 0..5 {
-            assert!(t.mail_allowed(MailKind::Reset, "a@x.org", 1));
+            assert!(t.mail_allowed(MailLimit::Reset, "a@x.org", 1));
             t.login_failed("a@x.org", 1);
         }
         assert_eq!(t.login_wait("a@x.org", 1), None);

@@ -7,7 +7,6 @@ use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde_json::json;
 
-use crate::accounts::Verified;
 use crate::auth;
 use crate::store::User;
 
@@ -26,7 +25,7 @@ pub fn json_response(status: StatusCode, value: serde_json::Value) -> Response<B
     resp
 }
 
-fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
     humantime::format_rfc3339_seconds(t).to_string()
 }
@@ -57,7 +56,7 @@ pub async fn register(app: &App, req: Request<Incoming>, ip: std::net::IpAddr) -
 pub async fn verify(app: &App, req: Request<Incoming>) -> ApiResult {
     let body = read_json(req, app.body_limits()).await?;
     let token = str_field(&body, "token")?;
-    let Verified { user } = app.accounts.verify(token).await?;
+    let user = app.accounts.verify(token).await?;
     Ok(json_response(StatusCode::OK, user_json(&user)))
 }
 
@@ -113,22 +112,20 @@ pub async fn logout(app: &App, req: &Request<Incoming>) -> ApiResult {
 }
 
 pub async fn delete_me(app: &App, req: Request<Incoming>) -> ApiResult {
-    let token = bearer(&req)?.to_string();
     // Authenticate before reading the body: a stranger learns nothing from it.
-    app.accounts.authenticate(&token)?;
+    let (user, _) = app.accounts.authenticate(bearer(&req)?)?;
     let body = read_json(req, app.body_limits()).await?;
     let password = str_field(&body, "password")?;
-    app.accounts.delete(&token, password).await?;
+    app.accounts.delete(&user, password).await?;
     Ok(no_content())
 }
 
 pub async fn change(app: &App, req: Request<Incoming>) -> ApiResult {
-    let token = bearer(&req)?.to_string();
-    app.accounts.authenticate(&token)?;
+    let (user, _) = app.accounts.authenticate(bearer(&req)?)?;
     let body = read_json(req, app.body_limits()).await?;
     let current = str_field(&body, "current_password")?;
     let new = str_field(&body, "new_password")?;
-    app.accounts.change_password(&token, current, new).await?;
+    app.accounts.change_password(&user, current, new).await?;
     Ok(no_content())
 }
 
@@ -176,14 +173,13 @@ pub fn readyz(app: &App) -> Response<Body> {
     let worker_ok = mail.running.load(Relaxed);
     let ready = store_ok && worker_ok;
     let pool = app.accounts.auth().pool();
-    let oldest = mail.oldest_created_at.load(Relaxed);
     let body = json!({
         "status": if ready { "ready" } else { "not_ready" },
         "store": if store_ok { "ok" } else { "flush_failed" },
         "mail": {
             "worker": if worker_ok { "running" } else { "stopped" },
             "queue_depth": mail.queue_depth.load(Relaxed),
-            "oldest_age_seconds": (oldest > 0).then(|| auth::now().saturating_sub(oldest)),
+            "oldest_age_seconds": mail.oldest_age(auth::now()),
             "dead": mail.dead_total.load(Relaxed),
             "sent": mail.sent.load(Relaxed),
             "retried": mail.retried.load(Relaxed),
@@ -191,7 +187,7 @@ pub fn readyz(app: &App) -> Response<Body> {
         },
         "hashing": {
             "workers": pool.workers(),
-            "busy": pool.stats().busy.load(std::sync::atomic::Ordering::Relaxed),
+            "busy": pool.stats().busy.load(Relaxed),
             "queued": pool.stats().queued(),
         },
         "time": rfc3339(auth::now()),

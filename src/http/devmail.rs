@@ -8,17 +8,12 @@ use uuid::Uuid;
 use crate::sink::inbox::{Inbox, StoredMessage};
 
 use super::App;
-use super::api::{ApiResult, json_response};
+use super::api::{ApiResult, json_response, rfc3339};
 use super::pages::escape;
 use super::problem::Problem;
 
 fn inbox(app: &App) -> Result<&Inbox, Problem> {
     app.inbox.as_deref().ok_or_else(Problem::not_found)
-}
-
-fn rfc3339(secs: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
-        .to_string()
 }
 
 fn summary(m: &StoredMessage) -> serde_json::Value {

@@ -47,12 +47,7 @@ pub fn render(app: &App) -> String {
     metrics::gauge!("signupd_hash_pool_queued").set(pool.stats().queued() as f64);
     let mail = &app.mail;
     metrics::gauge!("signupd_mail_queue_depth").set(mail.queue_depth.load(Relaxed) as f64);
-    let oldest = mail.oldest_created_at.load(Relaxed);
-    let age = if oldest == 0 {
-        0
-    } else {
-        crate::auth::now().saturating_sub(oldest)
-    };
+    let age = mail.oldest_age(crate::auth::now()).unwrap_or(0);
     metrics::gauge!("signupd_mail_oldest_age_seconds").set(age as f64);
     metrics::gauge!("signupd_mail_dead").set(mail.dead_total.load(Relaxed) as f64);
     metrics::counter!("signupd_mail_sent_total").absolute(mail.sent.load(Relaxed));

@@ -92,11 +92,7 @@ impl App {
             "Please try again",
             &format!("<p class=\"err\">{}</p>", escape(&p.detail)),
         );
-        for (k, v) in p.headers {
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                resp.headers_mut().insert(k, v);
-            }
-        }
+        p.add_headers(&mut resp);
         resp
     }
 }
@@ -129,13 +125,13 @@ pub async fn verify_confirm(app: &App, req: Request<Incoming>, token: &str) -> R
         return app.problem_page(p);
     }
     match app.accounts.verify(token).await {
-        Ok(v) => app.html(
+        Ok(user) => app.html(
             StatusCode::OK,
             "Address confirmed",
             &format!(
                 "<p>Thank you: <strong>{}</strong> is confirmed and your account is active. \
                  You can log in now.</p>",
-                escape(&v.user.email)
+                escape(&user.email)
             ),
         ),
         Err(AccountError::Token(TokenError::Used)) => app.html(

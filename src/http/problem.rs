@@ -91,12 +91,17 @@ impl Problem {
             CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        for (name, value) in self.headers {
-            if let Ok(v) = HeaderValue::from_str(&value) {
-                resp.headers_mut().insert(name, v);
+        self.add_headers(&mut resp);
+        resp
+    }
+
+    /// Puts the problem's extra headers (Retry-After, Allow, …) on `resp`.
+    pub fn add_headers<B>(&self, resp: &mut Response<B>) {
+        for (name, value) in &self.headers {
+            if let Ok(v) = HeaderValue::from_str(value) {
+                resp.headers_mut().insert(*name, v);
             }
         }
-        resp
     }
 }
 

@@ -24,20 +24,15 @@ pub async fn send_confirmation_message(
     let raw = composer
         .confirmation(email, token)
         .map_err(|e| DeliveryError::new(queue::FailureKind::Permanent, e.to_string()))?;
-    let now = crate::auth::now();
-    let mail = QueuedMail {
-        id: uuid::Uuid::now_v7(),
-        kind: MailKind::Confirmation,
-        user_id: uuid::Uuid::nil(),
-        from: config.mail.from.clone(),
-        to: email.to_string(),
-        raw: String::from_utf8_lossy(&raw).into_owned(),
-        created_at: now,
-        expires_at: None,
-        attempts: 0,
-        next_attempt_at: now,
-        last_error: None,
-    };
+    let mail = QueuedMail::new(
+        MailKind::Confirmation,
+        uuid::Uuid::nil(),
+        &config.mail.from,
+        email,
+        &raw,
+        None,
+        crate::auth::now(),
+    );
     let mut relay = SmtpRelay::new(RelayConfig::from_config(&config.mail));
     let result = relay.send(&mail).await;
     relay.finish().await;

@@ -109,6 +109,12 @@ pub struct WorkerStatus {
 }
 
 impl WorkerStatus {
+    /// Seconds the oldest queued message has waited, as of the last round.
+    pub fn oldest_age(&self, now: u64) -> Option<u64> {
+        let oldest = self.oldest_created_at.load(Ordering::Relaxed);
+        (oldest > 0).then(|| now.saturating_sub(oldest))
+    }
+
     pub fn last_error(&self) -> Option<String> {
         self.last_error.lock().ok().and_then(|e| e.clone())
     }
@@ -116,6 +122,22 @@ impl WorkerStatus {
         if let Ok(mut slot) = self.last_error.lock() {
             *slot = e;
         }
+    }
+}
+
+/// What a round leaves in the queue.
+#[derive(Default)]
+struct Remaining {
+    depth: u64,
+    oldest: Option<u64>,
+    next_due: Option<u64>,
+}
+
+impl Remaining {
+    fn keep(&mut self, created_at: u64, due: u64) {
+        self.depth += 1;
+        self.oldest = Some(self.oldest.map_or(created_at, |o| o.min(created_at)));
+        self.next_due = Some(self.next_due.map_or(due, |n| n.min(due)));
     }
 }
 
@@ -178,22 +200,13 @@ impl<T: Transport, C: Clock> Worker<T, C> {
     pub async fn round(&mut self, shutdown: &CancellationToken) -> Result<Option<u64>, StoreError> {
         let now = self.clock.now();
         let queue = self.store.outbox_versioned()?;
-        let mut next_due: Option<u64> = None;
+        let mut left = Remaining::default();
         let mut relay_down: Option<String> = None;
         let mut delivered = Vec::new();
-        let mut depth = 0u64;
-        let mut oldest = 0u64;
         for item in queue {
             let mail = &item.value;
             if mail.next_attempt_at > now || shutdown.is_cancelled() {
-                next_due =
-                    Some(next_due.map_or(mail.next_attempt_at, |n| n.min(mail.next_attempt_at)));
-                depth += 1;
-                oldest = if oldest == 0 {
-                    mail.created_at
-                } else {
-                    oldest.min(mail.created_at)
-                };
+                left.keep(mail.created_at, mail.next_attempt_at);
                 continue;
             }
             if let Some(reason) = self.expired(mail, now) {
@@ -221,29 +234,23 @@ impl<T: Transport, C: Clock> Worker<T, C> {
                         relay_down = Some(e.reason.clone());
                     }
                     let due = self.reschedule(&item, &e.reason, now)?;
-                    next_due = Some(next_due.map_or(due, |n| n.min(due)));
-                    depth += 1;
-                    oldest = if oldest == 0 {
-                        mail.created_at
-                    } else {
-                        oldest.min(mail.created_at)
-                    };
+                    left.keep(mail.created_at, due);
                 }
             }
         }
         self.remove_delivered(&mut delivered)?;
         self.transport.finish().await;
-        self.status.queue_depth.store(depth, Ordering::Relaxed);
+        self.status.queue_depth.store(left.depth, Ordering::Relaxed);
         self.status
             .oldest_created_at
-            .store(oldest, Ordering::Relaxed);
+            .store(left.oldest.unwrap_or(0), Ordering::Relaxed);
         self.status
             .dead_total
             .store(self.store.dead_count() as u64, Ordering::Relaxed);
         // Removals need not be durable before the next send (a resend is
         // allowed), so one flush per round is enough.
         self.store.commit().await?;
-        Ok(next_due)
+        Ok(left.next_due)
     }
 
     /// Takes delivered messages out of the outbox, many per transaction.
@@ -399,19 +406,16 @@ mod tests {
     }
 
     fn mail(now: u64) -> QueuedMail {
-        QueuedMail {
-            id: uuid::Uuid::now_v7(),
-            kind: MailKind::Confirmation,
-            user_id: uuid::Uuid::new_v4(),
-            from: "noreply@example.com".into(),
-            to: "a@example.com".into(),
-            raw: "Subject: x\r\n\r\nbody\r\n".into(),
-            created_at: now,
-            expires_at: None,
-            attempts: 0,
-            next_attempt_at: now,
-            last_error: None,
-        }
+        let raw = b"Subject: x\r\n\r\nbody\r\n";
+        QueuedMail::new(
+            MailKind::Confirmation,
+            uuid::Uuid::new_v4(),
+            "noreply@example.com",
+            "a@example.com",
+            raw,
+            None,
+            now,
+        )
     }
 
     impl Scripted {

@@ -93,36 +93,34 @@ impl SmtpRelay {
 }
 
 async fn connect(c: &RelayConfig) -> Result<Box<dyn Connection>, DeliveryError> {
-    {
-        let mut b = SmtpClientBuilder::new(c.host.clone(), c.port)
-            .map_err(|e| DeliveryError::new(FailureKind::Connection, format!("TLS setup: {e}")))?
-            .timeout(c.timeout)
-            .helo_host(c.helo.clone())
-            .implicit_tls(c.security == Security::Tls);
-        if let Some((user, pass)) = &c.credentials {
-            b = b.credentials(Credentials::Plain {
-                username: user.clone(),
-                secret: pass.expose().to_string(),
-            });
-        }
-        // mail-send writes a command, the message and its final dot as
-        // separate small writes; with Nagle on, each transaction waits out
-        // the peer's delayed ACK (about 40 ms). Off, a transaction takes
-        // what the round trips take.
-        let conn: Box<dyn Connection> = match c.security {
-            Security::None => {
-                let client = b.connect_plain().await.map_err(classify)?;
-                let _ = client.stream.set_nodelay(true);
-                Box::new(client)
-            }
-            Security::StartTls | Security::Tls => {
-                let client = b.connect().await.map_err(classify)?;
-                let _ = client.stream.get_ref().0.set_nodelay(true);
-                Box::new(client)
-            }
-        };
-        Ok(conn)
+    let mut b = SmtpClientBuilder::new(c.host.clone(), c.port)
+        .map_err(|e| DeliveryError::new(FailureKind::Connection, format!("TLS setup: {e}")))?
+        .timeout(c.timeout)
+        .helo_host(c.helo.clone())
+        .implicit_tls(c.security == Security::Tls);
+    if let Some((user, pass)) = &c.credentials {
+        b = b.credentials(Credentials::Plain {
+            username: user.clone(),
+            secret: pass.expose().to_string(),
+        });
     }
+    // mail-send writes a command, the message and its final dot as
+    // separate small writes; with Nagle on, each transaction waits out
+    // the peer's delayed ACK (about 40 ms). Off, a transaction takes
+    // what the round trips take.
+    let conn: Box<dyn Connection> = match c.security {
+        Security::None => {
+            let client = b.connect_plain().await.map_err(classify)?;
+            let _ = client.stream.set_nodelay(true);
+            Box::new(client)
+        }
+        Security::StartTls | Security::Tls => {
+            let client = b.connect().await.map_err(classify)?;
+            let _ = client.stream.get_ref().0.set_nodelay(true);
+            Box::new(client)
+        }
+    };
+    Ok(conn)
 }
 
 impl Transport for SmtpRelay {

@@ -216,9 +216,13 @@ impl Store {
         self.get(TreeId::Tokens, &TokenState::key(user, scope))
     }
 
-    /// Every queued mail, oldest first.
+    /// Every readable queued mail, oldest first.
     pub fn outbox(&self) -> Result<Vec<QueuedMail>, StoreError> {
-        self.scan(TreeId::Outbox)
+        Ok(self
+            .outbox_versioned()?
+            .into_iter()
+            .map(|v| v.value)
+            .collect())
     }
 
     /// The queue with each entry's stored bytes, for conditional updates.

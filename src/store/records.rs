@@ -101,3 +101,30 @@ pub struct QueuedMail {
     pub next_attempt_at: u64,
     pub last_error: Option<String>,
 }
+
+impl QueuedMail {
+    /// A message due now, never tried yet.
+    pub fn new(
+        kind: MailKind,
+        user_id: Uuid,
+        from: &str,
+        to: &str,
+        raw: &[u8],
+        expires_at: Option<u64>,
+        now: u64,
+    ) -> QueuedMail {
+        QueuedMail {
+            id: Uuid::now_v7(),
+            kind,
+            user_id,
+            from: from.to_string(),
+            to: to.to_string(),
+            raw: String::from_utf8_lossy(raw).into_owned(),
+            created_at: now,
+            expires_at,
+            attempts: 0,
+            next_attempt_at: now,
+            last_error: None,
+        }
+    }
+}
