@@ -16,6 +16,11 @@ use signupd::pool::HashPool;
 use signupd::store::Store;
 use tokio::sync::Notify;
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::link_token;
+
 const RUNS: usize = 40;
 const COST: u64 = 10;
 
@@ -45,10 +50,8 @@ async fn main() {
         .register("known@example.com", "the right pass phrase")
         .await
         .unwrap();
-    let raw = store.outbox().unwrap()[0].raw.clone();
-    let start = raw.find("/verify/").unwrap() + "/verify/".len();
-    let token = &raw[start..start + raw[start..].find(".\r\n").unwrap()];
-    accounts.verify(token).await.unwrap();
+    let token = link_token(&store.outbox().unwrap()[0].raw, "/verify/");
+    accounts.verify(&token).await.unwrap();
     auth.warm_up().await;
 
     let (mut unknown, mut wrong) = (Vec::new(), Vec::new());

@@ -10,7 +10,10 @@
 //!
 //! `cargo bench --bench mail` (needs python3 with smtpd, i.e. 3.11).
 
-use std::process::{Child, Command, Stdio};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +27,8 @@ use signupd::store::{MailKind, QueuedMail, Store, TreeId, encode};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use common::{BIN, python, spawn_listening};
+
 const CLIENTS: usize = 8;
 const PER_CLIENT: usize = 250;
 
@@ -34,22 +39,6 @@ fn body(i: usize) -> Vec<u8> {
         "t".repeat(300)
     )
     .into_bytes()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "nothing listens on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// CLIENTS connections, each sending PER_CLIENT messages back to back.
@@ -85,48 +74,27 @@ async fn blast(port: u16) -> f64 {
     (CLIENTS * PER_CLIENT) as f64 / start.elapsed().as_secs_f64()
 }
 
-fn server(cmd: &mut Command, port: u16) -> Child {
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_listening(port);
-    child
-}
-
 async fn sink_ingest() {
-    let python = std::env::var("SMTPD_PYTHON").unwrap_or_else(|_| "python3".into());
-    let port = free_port();
-    let mut py = server(
-        Command::new(&python).args([
-            "-W",
-            "ignore",
-            "-m",
-            "smtpd",
-            "-n",
-            "-c",
-            "DebuggingServer",
-            &format!("127.0.0.1:{port}"),
-        ]),
-        port,
-    );
+    let (py, port) = spawn_listening(|port| {
+        let mut c = Command::new(python());
+        c.args(["-W", "ignore", "-m", "smtpd", "-n", "-c", "DebuggingServer"])
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    });
     let py_rate = blast(port).await;
-    let _ = py.kill();
-    let _ = py.wait();
+    drop(py);
 
-    let port = free_port();
-    let mut ours = server(
-        Command::new(env!("CARGO_BIN_EXE_signupd")).args([
-            "sink",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ]),
-        port,
-    );
+    let (ours, port) = spawn_listening(|port| {
+        let mut c = Command::new(BIN);
+        c.args(["sink", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    });
     let our_rate = blast(port).await;
-    let _ = ours.kill();
-    let _ = ours.wait();
+    drop(ours);
 
     println!(
         "sink ingest, {CLIENTS} clients x {PER_CLIENT} messages (~500 B), printing to /dev/null"

@@ -14,15 +14,39 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{BIN, free_port, get_json, link_token};
+
 const COST: u32 = 12;
 const SIGNUP_SECONDS: u64 = 10;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// `clients` tasks sending `request(client, n)` back to back until `until`;
+/// how many were sent.
+async fn load<F, Fut>(clients: usize, until: Instant, request: F) -> u64
+where
+    F: Fn(usize, u64) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let request = request.clone();
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while Instant::now() < until {
+                    request(c, n).await;
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total
 }
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -66,7 +90,7 @@ async fn main() {
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_signupd"))
+    let mut child = Command::new(BIN)
         .args(["serve", "--dev"])
         .current_dir(&dir)
         .env("SIGNUPD_SERVER__LISTEN", format!("127.0.0.1:{port}"))
@@ -98,25 +122,21 @@ async fn main() {
 
     // Sign-ups from more clients than workers, and /healthz beside them.
     let stop = Instant::now() + Duration::from_secs(SIGNUP_SECONDS);
-    let clients: Vec<_> = (0..cores * 4)
-        .map(|c| {
+    let signups = tokio::spawn({
+        let (http, base) = (http.clone(), base.clone());
+        load(cores * 4, stop, move |c, n| {
             let (http, base) = (http.clone(), base.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < stop {
-                    let r = http
-                        .post(format!("{base}/api/auth/register"))
-                        .json(&json!({"email": format!("u{c}-{n}@example.com"), "password": "a pass phrase to hash"}))
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 202);
-                    n += 1;
-                }
-                n
-            })
+            async move {
+                let r = http
+                    .post(format!("{base}/api/auth/register"))
+                    .json(&json!({"email": format!("u{c}-{n}@example.com"), "password": "a pass phrase to hash"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 202);
+            }
         })
-        .collect();
+    });
     let probe = {
         let (http, base) = (http.clone(), base.clone());
         tokio::spawn(async move {
@@ -132,10 +152,7 @@ async fn main() {
         })
     };
     let t = Instant::now();
-    let mut signups = 0;
-    for c in clients {
-        signups += c.await.unwrap();
-    }
+    let signups = signups.await.unwrap();
     let rate = signups as f64 / t.elapsed().as_secs_f64();
     let mut lat = probe.await.unwrap();
 
@@ -146,14 +163,7 @@ async fn main() {
         .await
         .unwrap();
     let token = loop {
-        let list: Value = http
-            .get(format!("{base}/dev/mail/messages"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = get_json(&http, &format!("{base}/dev/mail/messages")).await;
         let mine = list
             .as_array()
             .unwrap()
@@ -161,20 +171,9 @@ async fn main() {
             .find(|m| m["to"][0] == "me@example.com")
             .cloned();
         if let Some(m) = mine {
-            let one: Value = http
-                .get(format!(
-                    "{base}/dev/mail/messages/{}",
-                    m["id"].as_str().unwrap()
-                ))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            let raw = one["raw"].as_str().unwrap().to_string();
-            let start = raw.find("/verify/").unwrap() + 8;
-            break raw[start..start + raw[start..].find(".\r\n").unwrap()].to_string();
+            let url = format!("{base}/dev/mail/messages/{}", m["id"].as_str().unwrap());
+            let one = get_json(&http, &url).await;
+            break link_token(one["raw"].as_str().unwrap(), "/verify/");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
@@ -194,29 +193,19 @@ async fn main() {
         .unwrap();
     let access = login["access_token"].as_str().unwrap().to_string();
     let stop = Instant::now() + Duration::from_secs(3);
-    let verifiers: Vec<_> = (0..8)
-        .map(|_| {
-            let (http, base, access) = (http.clone(), base.clone(), access.clone());
-            tokio::spawn(async move {
-                let mut n = 0u64;
-                while Instant::now() < stop {
-                    let r = http
-                        .get(format!("{base}/api/auth/me"))
-                        .bearer_auth(&access)
-                        .send()
-                        .await
-                        .unwrap();
-                    assert_eq!(r.status(), 200);
-                    n += 1;
-                }
-                n
-            })
-        })
-        .collect();
-    let mut verified = 0;
-    for v in verifiers {
-        verified += v.await.unwrap();
-    }
+    let verified = load(8, stop, move |_, _| {
+        let (http, base, access) = (http.clone(), base.clone(), access.clone());
+        async move {
+            let r = http
+                .get(format!("{base}/api/auth/me"))
+                .bearer_auth(&access)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    })
+    .await;
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);

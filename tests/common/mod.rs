@@ -17,6 +17,7 @@ use signupd::sink::Sink;
 use signupd::sink::inbox::{Inbox, StoredMessage};
 use signupd::sink::session::SessionConfig;
 use signupd::store::{QueuedMail, Store, User};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 pub const SECRET: &str = "test-secret-test-secret-test-secret-0123";
@@ -426,6 +427,10 @@ pub fn wait_listening(port: u16) {
     }
 }
 
+pub async fn get_text(http: &reqwest::Client, url: &str) -> String {
+    http.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub async fn get_json(http: &reqwest::Client, url: &str) -> serde_json::Value {
     http.get(url).send().await.unwrap().json().await.unwrap()
 }
@@ -480,4 +485,32 @@ pub fn spawn_listening(command: impl Fn(u16) -> Command) -> (KillOnDrop, u16) {
         }
     }
     panic!("the program kept exiting instead of listening");
+}
+
+/// An SMTP server that refuses every recipient with `reply`.
+pub async fn refusing_relay(reply: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut lines = tokio::io::BufReader::new(r).lines();
+                w.write_all(b"220 refusing ESMTP\r\n").await.unwrap();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let verb = line.split_whitespace().next().unwrap_or("").to_uppercase();
+                    let answer = match verb.as_str() {
+                        "EHLO" => "250-refusing\r\n250 8BITMIME\r\n".to_string(),
+                        "RCPT" => format!("{reply}\r\n"),
+                        "QUIT" => "221 bye\r\n".to_string(),
+                        _ => "250 OK\r\n".to_string(),
+                    };
+                    if w.write_all(answer.as_bytes()).await.is_err() || verb == "QUIT" {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
 }

@@ -5,7 +5,6 @@
 use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
 #[tokio::test]
 async fn the_mail_arrives_and_its_link_verifies_the_account() {
@@ -81,34 +80,6 @@ async fn kill_9_right_after_202_then_the_mail_arrives_after_restart() {
     let mail = sink.wait_for(1).await;
     assert_eq!(mail[0].to, ["finn@example.com"]);
     assert_eq!(d.verify(&token_in(&mail[0].raw)).await.status(), 200);
-}
-
-/// An SMTP server that refuses every recipient with `reply`.
-async fn refusing_relay(reply: &'static str) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let (r, mut w) = stream.into_split();
-                let mut lines = tokio::io::BufReader::new(r).lines();
-                w.write_all(b"220 refusing ESMTP\r\n").await.unwrap();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    let verb = line.split_whitespace().next().unwrap_or("").to_uppercase();
-                    let answer = match verb.as_str() {
-                        "EHLO" => "250-refusing\r\n250 8BITMIME\r\n".to_string(),
-                        "RCPT" => format!("{reply}\r\n"),
-                        "QUIT" => "221 bye\r\n".to_string(),
-                        _ => "250 OK\r\n".to_string(),
-                    };
-                    if w.write_all(answer.as_bytes()).await.is_err() || verb == "QUIT" {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
 }
 
 #[tokio::test]

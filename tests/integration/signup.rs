@@ -283,15 +283,7 @@ async fn pages_carry_the_configured_branding() {
         ("SIGNUPD_BRANDING__PRODUCT_NAME", "Acme <Accounts>"),
         ("SIGNUPD_BRANDING__SUPPORT_EMAIL", "help@acme.example"),
     ]);
-    let html = d
-        .http
-        .get(d.url("/verify/some-token"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = get_text(&d.http, &d.url("/verify/some-token")).await;
     assert!(
         html.contains("<header>Acme &lt;Accounts&gt;</header>"),
         "{html}"

@@ -245,27 +245,14 @@ async fn serve_dev_is_a_complete_local_setup() {
     assert_eq!(m["subject"], "Please confirm your registration");
     assert!(m["size"].as_u64().unwrap() > 100);
     assert!(m["received_at"].as_str().unwrap().ends_with('Z'));
-    let one: serde_json::Value = http
-        .get(format!(
-            "{base}/dev/mail/messages/{}",
-            m["id"].as_str().unwrap()
-        ))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one = get_json(
+        &http,
+        &format!("{base}/dev/mail/messages/{}", m["id"].as_str().unwrap()),
+    )
+    .await;
     let token = token_in(one["raw"].as_str().unwrap().as_bytes());
 
-    let page = http
-        .get(format!("{base}/dev/mail"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&http, &format!("{base}/dev/mail")).await;
     assert!(
         page.contains(&format!(
             "<a href=\"http://localhost:8000/verify/{token}\">"
