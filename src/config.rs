@@ -763,6 +763,17 @@ mod tests {
                 &[],
                 "trusted_proxies",
             ),
+            ("[logging]\nformat = \"xml\"\n", &[], "logging.format"),
+            (
+                "[branding]\nsupport_email = \"help\"\n",
+                &[],
+                "branding.support_email",
+            ),
+            (
+                "[branding]\nproduct_name = \" \"\n",
+                &[],
+                "branding.product_name",
+            ),
         ];
         for (text, env, want) in cases {
             let mut env: Vec<(&str, &str)> = env.to_vec();

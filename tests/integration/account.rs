@@ -557,3 +557,38 @@ async fn forwarded_for_counts_only_behind_a_trusted_proxy() {
         "rate_limited"
     );
 }
+
+#[tokio::test]
+async fn one_confirmation_per_address_per_interval_and_the_answers_stay_202() {
+    let sink = TestSink::start().await;
+    let d = TestDaemon::start_with(&[
+        ("SIGNUPD_MAIL__SMTP_PORT", &sink.port()),
+        ("SIGNUPD_LIMITS__ENABLED", "true"),
+        ("SIGNUPD_LIMITS__PER_IP_PER_MINUTE", "100"),
+    ]);
+    for _ in 0..3 {
+        assert_eq!(d.register("once@example.com", PW).await.status(), 202);
+    }
+    let r = d
+        .post_json("/api/auth/resend", json!({"email": "once@example.com"}))
+        .await;
+    assert_eq!(r.status(), 202);
+    assert_eq!(d.register("other@example.com", PW).await.status(), 202);
+    sink.wait_for(2).await;
+    d.wait_ready("the queue to drain", |v| v["mail"]["queue_depth"] == 0)
+        .await;
+    let to: Vec<Vec<String>> = sink.inbox.list().into_iter().map(|m| m.to).collect();
+    assert_eq!(
+        to,
+        [["other@example.com"], ["once@example.com"]],
+        "one each"
+    );
+    // The one link sent still confirms the account.
+    let first = sink
+        .inbox
+        .list()
+        .into_iter()
+        .find(|m| m.to[0] == "once@example.com")
+        .unwrap();
+    assert_eq!(d.verify(&token_in(&first.raw)).await.status(), 200);
+}

@@ -125,3 +125,41 @@ async fn a_backup_taken_while_serving_restores_into_a_fresh_store() {
     let fresh = fresh.restart();
     assert_eq!(stdout(&cli(&fresh, &["users", "list"])).lines().count(), 3);
 }
+
+#[tokio::test]
+async fn dead_mail_can_be_retried_after_a_fix_and_dropped() {
+    let refusing = refusing_relay("550 5.1.1 mailbox unavailable").await;
+    let d = TestDaemon::start_with(&[("SIGNUPD_MAIL__SMTP_PORT", &refusing.to_string())]);
+    d.register("dead1@example.com", "dead pass phrase").await;
+    d.register("dead2@example.com", "dead pass phrase").await;
+    d.wait_ready("two dead", |v| v["mail"]["dead"] == 2).await;
+    let list = stdout(&cli(&d, &["queue", "list"]));
+    let dead: Vec<(String, String)> = list
+        .lines()
+        .map(|l| {
+            assert!(l.contains("  dead ") && l.contains("550 5.1.1"), "{list}");
+            let id = l.split_whitespace().next().unwrap().to_string();
+            let to = l
+                .split_whitespace()
+                .find(|w| w.contains('@'))
+                .unwrap()
+                .to_string();
+            (id, to)
+        })
+        .collect();
+    assert_eq!(dead.len(), 2, "{list}");
+
+    // The relay is fixed: a retried dead message goes out, a dropped one is gone.
+    let sink = TestSink::start().await;
+    let d = d.restart_with(&[("SIGNUPD_MAIL__SMTP_PORT", &sink.port())]);
+    stdout(&cli(&d, &["queue", "retry", &dead[0].0]));
+    let mail = sink.wait_for(1).await;
+    assert_eq!(mail[0].to, [dead[0].1.clone()]);
+    stdout(&cli(&d, &["queue", "drop", &dead[1].0]));
+    d.wait_ready("an empty queue", |v| {
+        v["mail"]["queue_depth"] == 0 && v["mail"]["dead"] == 0
+    })
+    .await;
+    assert_eq!(stdout(&cli(&d, &["queue", "list"])), "");
+    assert_eq!(sink.inbox.list().len(), 1, "the dropped one was never sent");
+}
